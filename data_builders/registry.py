@@ -1,0 +1,66 @@
+"""An explicit map from dataset name to the module that defines its TFDS builder.
+
+Nothing registers itself on import: adding a dataset means adding a line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import tensorflow_datasets as tfds
+
+from data_builders import common
+
+# name -> module holding a `Builder(tfds.core.GeneratorBasedBuilder)` class.
+MODULES: dict[str, str] = {
+    "synthetic_persons": "data_builders.synthetic_persons.synthetic_persons_dataset_builder",
+    "cuhk01": "data_builders.cuhk01.cuhk01_dataset_builder",
+}
+
+DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
+
+
+def data_dir_or_default(data_dir: str | None) -> str:
+    """``data_dir``, else $TFDS_DATA_DIR, else ~/tensorflow_datasets (expanded)."""
+    d = data_dir or os.environ.get("TFDS_DATA_DIR") or DEFAULT_DATA_DIR
+    return os.path.expanduser(d)
+
+
+def builder_class(name: str) -> type[tfds.core.GeneratorBasedBuilder]:
+    """The builder class for a dataset name (without '/config')."""
+    if name not in MODULES:
+        raise common.DatasetError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(MODULES))}."
+        )
+    return importlib.import_module(MODULES[name]).Builder
+
+
+def get_builder(name: str, data_dir: str | None = None) -> tfds.core.GeneratorBasedBuilder:
+    """Instantiates a builder writing ArrayRecord files.
+
+    Args:
+      name: 'dataset' or 'dataset/config', e.g. 'cuhk01/p486_s0'.
+      data_dir: where the prepared dataset lives (see data_dir_or_default).
+    """
+    dataset, _, config = name.partition("/")
+    cls = builder_class(dataset)
+    if config and config not in cls.builder_configs:
+        raise common.DatasetError(
+            f"{dataset}: unknown config {config!r}; choose one of "
+            f"{', '.join(cls.builder_configs)}."
+        )
+    kwargs = {"data_dir": data_dir_or_default(data_dir), "file_format": "array_record"}
+    if config:
+        kwargs["config"] = config
+    return cls(**kwargs)
+
+
+def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = None) -> tfds.core.GeneratorBasedBuilder:
+    """Builds the dataset if it is not built yet and returns its builder."""
+    builder = get_builder(name, data_dir=data_dir)
+    dl_config = tfds.download.DownloadConfig(
+        manual_dir=os.path.expanduser(manual_dir) if manual_dir else None
+    )
+    builder.download_and_prepare(download_config=dl_config)
+    return builder
