@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -76,6 +77,23 @@ def require_dir(path: os.PathLike | str, dataset: str, expected: str) -> str:
     return path
 
 
+def manual_dir(dl_manager: tfds.download.DownloadManager, dataset: str, expected: str) -> str:
+    """``dl_manager.manual_dir`` as a string, or a DatasetError that says how to fix it.
+
+    TFDS raises a bare AssertionError when the folder is missing or empty; this turns it
+    into one line naming the folder and what belongs in it.
+    """
+    try:
+        return os.fspath(dl_manager.manual_dir)
+    except AssertionError as e:
+        m = re.search(r"Manual directory (.*?) does not exist or is empty", str(e))
+        where = f"folder {m.group(1)!r}" if m else "no manual_dir was given; it"
+        raise DatasetError(
+            f"{dataset}: {where} does not exist or is empty; download the dataset by hand and "
+            f"pass --manual_dir pointing at it (expected {expected})."
+        ) from None
+
+
 def find_first_dir(root: str, candidates: Sequence[str], dataset: str, expected: str) -> str:
     """Returns the first of ``root/<candidate>`` that is a folder, else a DatasetError."""
     for name in candidates:
@@ -97,22 +115,42 @@ def read_image(path: str, dataset: str) -> io.BytesIO:
     try:
         with open(path, "rb") as f:
             data = f.read()
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if im.mode not in ("RGB", "L", "RGBA", "P"):
-                raise OSError(f"unsupported mode {im.mode}")
-    except (OSError, SyntaxError, ValueError) as e:
+    except OSError as e:
         raise DatasetError(
             f"{dataset}: cannot read image {path!r} ({e}); re-extract the archive or remove "
             "the file."
         ) from e
-    if im.mode != "RGB":
-        # Grey or palette pictures are stored as RGB PNG so that every image has 3 channels.
-        buf = io.BytesIO()
-        with Image.open(io.BytesIO(data)) as im2:
-            im2.convert("RGB").save(buf, format="PNG")
-        buf.seek(0)
-        return buf
+    return image_from_bytes(data, path, dataset)
+
+
+def image_from_bytes(data: bytes, where: str, dataset: str) -> io.BytesIO:
+    """Checks that encoded image bytes decode; returns them as a file object.
+
+    Args:
+      data: the encoded image as read from the archive.
+      where: the file's location (path, or ``archive.zip!member``), named in errors.
+      dataset: the dataset's name, for messages.
+
+    Returns:
+      The bytes unchanged, except grey/palette/RGBA pictures, which are re-encoded as
+      RGB PNG so that every stored image has 3 channels.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            mode = im.mode
+            if mode not in ("RGB", "L", "RGBA", "P"):
+                raise OSError(f"unsupported mode {mode}")
+            if mode != "RGB":
+                buf = io.BytesIO()
+                im.convert("RGB").save(buf, format="PNG")
+                buf.seek(0)
+                return buf
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DatasetError(
+            f"{dataset}: cannot read image {where!r} ({e}); re-extract the archive or remove "
+            "the file."
+        ) from e
     return io.BytesIO(data)
 
 

@@ -56,11 +56,33 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.GeneratorBa
     return cls(**kwargs)
 
 
-def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = None) -> tfds.core.GeneratorBasedBuilder:
-    """Builds the dataset if it is not built yet and returns its builder."""
+def prepare(
+    name: str,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    overwrite: bool = False,
+) -> tfds.core.GeneratorBasedBuilder:
+    """Builds the dataset if it is not built yet and returns its builder.
+
+    Args:
+      name: 'dataset' or 'dataset/config'.
+      data_dir: where the prepared dataset lives (see data_dir_or_default).
+      manual_dir: the folder holding the manual download (datasets that need one).
+      overwrite: rebuild even if a prepared copy exists.
+    """
     builder = get_builder(name, data_dir=data_dir)
     dl_config = tfds.download.DownloadConfig(
-        manual_dir=os.path.expanduser(manual_dir) if manual_dir else None
+        manual_dir=os.path.expanduser(manual_dir) if manual_dir else None,
+        download_mode=(
+            tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
+            if overwrite
+            else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+        ),
     )
     builder.download_and_prepare(download_config=dl_config)
     return builder
+
+
+def config_names(name: str) -> list[str]:
+    """The config names of a dataset ([] for a builder without configs)."""
+    return list(builder_class(name).builder_configs)

@@ -1,0 +1,202 @@
+"""The files of a manual download, read from an extracted folder or straight from a zip.
+
+Re-ID datasets are downloaded by hand (their terms forbid redistribution), so a builder
+meets them in whatever shape the user left them: the archive's top folder, the folder
+holding it, or the zip itself. :func:`locate` finds the dataset's top folder (the
+*anchor*, e.g. ``campus`` for CUHK01, ``bounding_box_train``'s parent for Market-1501)
+in any of those shapes and returns a :class:`ManualFiles` that lists and reads files by
+their path relative to that folder. Zip members are read one at a time (the archive is
+never extracted or loaded whole), and :func:`imap` reads many files on a bounded thread
+pool so that large datasets stream through memory.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import io
+import os
+import threading
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
+
+from data_builders import common
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+# Entries every OS or archiver leaves behind; they are not part of any dataset.
+_IGNORED_PARTS = ("__MACOSX",)
+
+
+def _ignored(rel: str) -> bool:
+    parts = rel.split("/")
+    return any(p.startswith(".") or p in _IGNORED_PARTS for p in parts) or parts[-1] == "Thumbs.db"
+
+
+class ManualFiles:
+    """Files below one folder of a manual download, addressed by relative POSIX paths.
+
+    Attributes:
+      where: the folder (or ``archive.zip!prefix``) the relative paths start from, for
+        messages.
+    """
+
+    def __init__(self, root: str, zip_path: str | None = None, prefix: str = "") -> None:
+        """Use :func:`locate` rather than this constructor.
+
+        Args:
+          root: the folder, when reading an extracted download.
+          zip_path: the archive, when reading a zip (``root`` is then ignored).
+          prefix: member-name prefix of the anchor folder inside the zip ('' or ending in '/').
+        """
+        self._root = root
+        self._zip_path = zip_path
+        self._prefix = prefix
+        self._local = threading.local()
+        self.where = f"{zip_path}!{prefix}" if zip_path else root
+
+    def _zip(self) -> zipfile.ZipFile:
+        # One handle per thread: reads through one shared handle would serialize.
+        zf = getattr(self._local, "zf", None)
+        if zf is None:
+            zf = self._local.zf = zipfile.ZipFile(self._zip_path)
+        return zf
+
+    def list(self, subdir: str = "") -> list[str]:
+        """Sorted relative paths of all files below ``subdir`` ('' = everything)."""
+        base = subdir.strip("/")
+        if self._zip_path:
+            start = self._prefix + (base + "/" if base else "")
+            names = [
+                n[len(self._prefix):]
+                for n in self._zip().namelist()
+                if n.startswith(start) and not n.endswith("/")
+            ]
+        else:
+            top = os.path.join(self._root, base) if base else self._root
+            names = []
+            for dirpath, _, files in os.walk(top):
+                rel_dir = os.path.relpath(dirpath, self._root).replace(os.sep, "/")
+                for f in files:
+                    names.append(f if rel_dir == "." else f"{rel_dir}/{f}")
+        return sorted(n for n in names if not _ignored(n))
+
+    def has_dir(self, subdir: str) -> bool:
+        """Whether ``subdir`` (relative) exists."""
+        if self._zip_path:
+            start = self._prefix + subdir.strip("/") + "/"
+            return any(n.startswith(start) for n in self._zip().namelist())
+        return os.path.isdir(os.path.join(self._root, subdir))
+
+    def describe(self, rel: str) -> str:
+        """The full location of a relative path, for messages."""
+        if self._zip_path:
+            return f"{self._zip_path}!{self._prefix}{rel}"
+        return os.path.join(self._root, rel)
+
+    def read(self, rel: str) -> bytes:
+        """The bytes of one file."""
+        if self._zip_path:
+            return self._zip().read(self._prefix + rel)
+        with open(os.path.join(self._root, rel), "rb") as f:
+            return f.read()
+
+    def read_image(self, rel: str, dataset: str) -> io.BytesIO:
+        """Reads one image and checks that it decodes (see :func:`common.image_from_bytes`)."""
+        try:
+            data = self.read(rel)
+        except (OSError, KeyError, zipfile.BadZipFile) as e:
+            raise common.DatasetError(
+                f"{dataset}: cannot read {self.describe(rel)!r} ({e}); re-extract the archive."
+            ) from e
+        return common.image_from_bytes(data, self.describe(rel), dataset)
+
+
+def _zip_prefix(zip_path: str, anchor: str, dataset: str) -> str | None:
+    """Member prefix of the ``anchor`` folder inside a zip ('' if it is the zip's top)."""
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile) as e:
+        raise common.DatasetError(
+            f"{dataset}: cannot open {zip_path!r} ({e}); download the archive again."
+        ) from e
+    for n in names:
+        parts = n.split("/")
+        if anchor in parts[:-1] and not _ignored(n):
+            i = parts.index(anchor)
+            return "/".join(parts[: i + 1]) + "/"
+    return None
+
+
+def locate(
+    manual_dir: str,
+    dataset: str,
+    anchor: str,
+    zip_names: Sequence[str],
+    expected: str,
+    accept_anchor_itself: bool = True,
+) -> ManualFiles:
+    """Finds the dataset's anchor folder in a manual_dir.
+
+    Looked for, in order: ``manual_dir/<anchor>/``; ``manual_dir`` itself when its name
+    is ``anchor``; an archive ``manual_dir/<zip_name>`` holding an ``<anchor>/`` folder
+    at any depth (or, for a zip named ``<anchor>.zip``, holding the files at its top).
+
+    Args:
+      manual_dir: the folder the user passed as --manual_dir.
+      dataset: the dataset's name, for messages.
+      anchor: the folder name that identifies the dataset's top (e.g. 'campus').
+      zip_names: archive names to look for, as distributed (e.g. 'CUHK01.zip').
+      expected: what the user should have, for messages.
+      accept_anchor_itself: accept ``manual_dir`` whose own name is ``anchor``.
+
+    Returns:
+      The files below the anchor folder, addressed relative to it.
+    """
+    manual_dir = common.require_dir(manual_dir, dataset, expected)
+    inside = os.path.join(manual_dir, anchor)
+    if os.path.isdir(inside):
+        return ManualFiles(inside)
+    if accept_anchor_itself and os.path.basename(os.path.normpath(manual_dir)) == anchor:
+        return ManualFiles(manual_dir)
+    for name in zip_names:
+        zip_path = os.path.join(manual_dir, name)
+        if not os.path.isfile(zip_path):
+            continue
+        prefix = _zip_prefix(zip_path, anchor, dataset)
+        if prefix is None and os.path.splitext(name)[0] == anchor:
+            prefix = ""
+        if prefix is None:
+            raise common.DatasetError(
+                f"{dataset}: {zip_path!r} holds no {anchor}/ folder; expected {expected}."
+            )
+        return ManualFiles(manual_dir, zip_path=zip_path, prefix=prefix)
+    raise common.DatasetError(
+        f"{dataset}: no {anchor}/ folder (nor {' or '.join(zip_names)}) in {manual_dir!r}; "
+        f"expected {expected}."
+    )
+
+
+def imap(fn: Callable[[_T], _R], items: Iterable[_T], workers: int = 8,
+         window: int = 256) -> Iterator[_R]:
+    """``map(fn, items)`` on a thread pool, in order, with at most ``window`` pending.
+
+    File reads and PNG/JPEG decoding release the GIL, so threads overlap them; the
+    window bounds the memory held by results that wait for their turn.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: collections.deque[concurrent.futures.Future] = collections.deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            # On an error (or an abandoned generator) do not wait for work nobody reads.
+            for fut in pending:
+                fut.cancel()
