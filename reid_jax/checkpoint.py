@@ -1,0 +1,94 @@
+"""Orbax checkpoints of the TrainState, with the epoch and a fingerprint of the config.
+
+Orbax writes each checkpoint into a temporary folder and renames it when complete, so
+an interrupted save never replaces a good checkpoint. A workdir's checkpoints are tied to
+the config that wrote them: resuming under a config whose fingerprint differs is refused
+(run-control keys such as the number of epochs to stop after, logging and evaluation
+settings are left out of the fingerprint, since they do not change the trained state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import ml_collections
+import orbax.checkpoint as ocp
+
+from reid_jax import errors
+
+# Config keys that may change between a run and its resumption.
+_RUN_CONTROL_KEYS = (
+    "train.stop_after_epochs",
+    "train.log_every_steps",
+    "train.checkpoint_every_epochs",
+    "train.progress",
+    "eval",
+    "data.data_dir",
+    "data.manual_dir",
+    "data.num_threads",
+    "num_devices",
+)
+
+
+def fingerprint(config: ml_collections.ConfigDict) -> str:
+    """A short hash of the config minus run-control keys."""
+    d = json.loads(config.to_json_best_effort(sort_keys=True))
+    for key in _RUN_CONTROL_KEYS:
+        node, *rest = key.split(".")
+        if not rest:
+            d.pop(node, None)
+        elif isinstance(d.get(node), dict):
+            d[node].pop(rest[0], None)
+    blob = json.dumps(d, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
+    """A synchronous CheckpointManager over ``workdir/checkpoints`` (items: state, meta)."""
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+    )
+    return ocp.CheckpointManager(
+        os.path.join(os.path.abspath(workdir), "checkpoints"),
+        options=options,
+        item_names=("state", "meta"),
+    )
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None:
+    """Saves ``state`` (a pytree of arrays) and ``meta`` (JSON) at ``step``."""
+    mngr.save(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+        force=True,
+    )
+    mngr.wait_until_finished()
+
+
+def restore_latest(
+    mngr: ocp.CheckpointManager, target: Any, config: ml_collections.ConfigDict
+) -> tuple[Any, dict] | None:
+    """Restores the newest checkpoint into the structure and shardings of ``target``.
+
+    Returns:
+      (state, meta) or None when the workdir holds no checkpoint.
+
+    Raises:
+      ReidError: the checkpoint was written under a different config.
+    """
+    step = mngr.latest_step()
+    if step is None:
+        return None
+    meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    want = fingerprint(config)
+    if meta.get("config_fingerprint") != want:
+        raise errors.ReidError(
+            f"{mngr.directory} holds a checkpoint written by a different config "
+            f"(fingerprint {meta.get('config_fingerprint')} != {want}); use a new --workdir, "
+            "or the config that wrote it (see config.json there)."
+        )
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+    return restored["state"], meta

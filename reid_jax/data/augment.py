@@ -1,0 +1,122 @@
+"""Training augmentations as pure jnp functions of an explicit rng, run inside the jitted step.
+
+Per-image randomness comes from splitting the step rng once per image (``jax.vmap``),
+so results do not depend on how the batch is sharded over devices.
+
+Constants: ImageNet mean/std (torchvision); pad 10 + random crop and random erasing with
+p=0.5, area 0.02-0.4, aspect 0.3-3.33, filled with the mean pixel, as BoT (Luo et al.
+2019) and Random Erasing (Zhong et al., AAAI 2020) use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+IMAGENET_MEAN = jnp.array([0.485, 0.456, 0.406], jnp.float32)
+IMAGENET_STD = jnp.array([0.229, 0.224, 0.225], jnp.float32)
+_ERASE_TRIES = 10  # candidate rectangles per image; the first that fits is used.
+
+
+def normalize(images: jax.Array) -> jax.Array:
+    """uint8 (or [0,255] float) NHWC -> float32 normalised with ImageNet mean/std."""
+    x = images.astype(jnp.float32) / 255.0
+    return (x - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def random_flip(rng: jax.Array, img: jax.Array, prob: float = 0.5) -> jax.Array:
+    """Mirrors one HxWxC image left-right with probability ``prob``."""
+    return jnp.where(jax.random.uniform(rng) < prob, img[:, ::-1], img)
+
+
+def pad_crop(rng: jax.Array, img: jax.Array, pad: int) -> jax.Array:
+    """Zero-pads by ``pad`` pixels on each side, then crops back to HxW at random."""
+    if pad <= 0:
+        return img
+    h, w = img.shape[:2]
+    padded = jnp.pad(img, ((pad, pad), (pad, pad), (0, 0)))
+    dy, dx = jax.random.randint(rng, (2,), 0, 2 * pad + 1)
+    return jax.lax.dynamic_slice(padded, (dy, dx, 0), (h, w, img.shape[2]))
+
+
+def random_erasing(
+    rng: jax.Array,
+    img: jax.Array,
+    prob: float = 0.5,
+    area: tuple[float, float] = (0.02, 0.4),
+    min_aspect: float = 0.3,
+    fill: jax.Array | None = None,
+) -> jax.Array:
+    """Random Erasing (Zhong et al. 2020) on one normalised HxWxC image.
+
+    Draws up to ``_ERASE_TRIES`` rectangles of area in ``area`` x H*W and aspect ratio in
+    [min_aspect, 1/min_aspect] (log-uniform); the first that fits is filled with ``fill``
+    (default 0, i.e. the mean pixel after normalisation).
+    """
+    h, w = img.shape[:2]
+    k_apply, k_area, k_aspect, k_y, k_x = jax.random.split(rng, 5)
+    s = jax.random.uniform(k_area, (_ERASE_TRIES,), minval=area[0], maxval=area[1]) * h * w
+    log_r = jax.random.uniform(
+        k_aspect, (_ERASE_TRIES,), minval=jnp.log(min_aspect), maxval=-jnp.log(min_aspect)
+    )
+    r = jnp.exp(log_r)
+    eh = jnp.round(jnp.sqrt(s * r)).astype(jnp.int32)
+    ew = jnp.round(jnp.sqrt(s / r)).astype(jnp.int32)
+    fits = (eh < h) & (ew < w) & (eh > 0) & (ew > 0)
+    first = jnp.argmax(fits)
+    eh, ew, any_fit = eh[first], ew[first], fits.any()
+    y0 = jax.random.randint(k_y, (), 0, jnp.maximum(h - eh, 1))
+    x0 = jax.random.randint(k_x, (), 0, jnp.maximum(w - ew, 1))
+    ys = jnp.arange(h)[:, None]
+    xs = jnp.arange(w)[None, :]
+    inside = (ys >= y0) & (ys < y0 + eh) & (xs >= x0) & (xs < x0 + ew)
+    apply = (jax.random.uniform(k_apply) < prob) & any_fit
+    fill = jnp.zeros((img.shape[2],), img.dtype) if fill is None else fill
+    return jnp.where(apply & inside[..., None], fill, img)
+
+
+def color_jitter(
+    rng: jax.Array, img: jax.Array, brightness: float, contrast: float, saturation: float
+) -> jax.Array:
+    """Brightness, contrast and saturation jitter on one [0,1] HxWx3 image."""
+    kb, kc, ks = jax.random.split(rng, 3)
+    b = jax.random.uniform(kb, minval=1 - brightness, maxval=1 + brightness)
+    c = jax.random.uniform(kc, minval=1 - contrast, maxval=1 + contrast)
+    s = jax.random.uniform(ks, minval=1 - saturation, maxval=1 + saturation)
+    img = img * b
+    img = (img - img.mean()) * c + img.mean()
+    grey = img @ jnp.array([0.299, 0.587, 0.114], img.dtype)
+    img = (img - grey[..., None]) * s + grey[..., None]
+    return jnp.clip(img, 0.0, 1.0)
+
+
+def augment_batch(rng: jax.Array, images: jax.Array, cfg: Mapping[str, Any]) -> jax.Array:
+    """Applies the configured augmentations to a uint8 NHWC batch; returns normalised float32.
+
+    Args:
+      rng: one key for the whole batch.
+      images: uint8 [N,H,W,3].
+      cfg: config.aug with keys flip (prob), pad (pixels), erasing (prob), and
+        color_jitter (strength, 0 = off).
+    """
+    keys = jax.random.split(rng, images.shape[0])
+
+    def one(key: jax.Array, img: jax.Array) -> jax.Array:
+        k_cj, k_flip, k_crop, k_erase = jax.random.split(key, 4)
+        x = img.astype(jnp.float32) / 255.0
+        if cfg.get("color_jitter", 0.0) > 0:
+            cj = float(cfg["color_jitter"])
+            x = color_jitter(k_cj, x, cj, cj, cj)
+        if cfg.get("flip", 0.0) > 0:
+            x = random_flip(k_flip, x, float(cfg["flip"]))
+        # Pad with black before normalising, as torchvision's Pad(10) on the PIL image.
+        x = pad_crop(k_crop, x, int(cfg.get("pad", 0)))
+        x = (x - IMAGENET_MEAN) / IMAGENET_STD
+        if cfg.get("erasing", 0.0) > 0:
+            x = random_erasing(k_erase, x, float(cfg["erasing"]))
+        return x
+
+    return jax.vmap(one)(keys, images)

@@ -1,0 +1,79 @@
+"""Grain loaders: index batches -> decoded, resized uint8 host batches.
+
+The host only decodes and resizes (PIL, bilinear as torchvision's Resize); everything
+random (flip, pad + crop, erasing, colour jitter) happens on the accelerator inside the
+jitted step (see augment.py), from the step's rng. Batches stay uint8 until then, which
+quarters the host-to-device traffic.
+
+Grain runs the per-batch decode in worker threads (``ReadOptions.num_threads``) and
+prefetches ahead of the training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grain
+import numpy as np
+from PIL import Image
+
+from reid_jax.data import samplers, sources
+
+
+def load_image(data: sources.ReidData, index: int, height: int, width: int) -> np.ndarray:
+    """Decodes example ``index`` and resizes it to (height, width); uint8 HxWx3."""
+    img = data.image(index)
+    if img.shape[0] != height or img.shape[1] != width:
+        img = np.asarray(Image.fromarray(img).resize((width, height), Image.BILINEAR))
+    return img
+
+
+def _batch(data: sources.ReidData, idx: np.ndarray, height: int, width: int) -> dict[str, np.ndarray]:
+    return {
+        "image": np.stack([load_image(data, int(i), height, width) for i in idx]),
+        "label": data.labels[idx],
+        "person_id": data.person_ids[idx],
+        "camera_id": data.camera_ids[idx],
+        "domain": data.domains[idx],
+        "index": idx.astype(np.int32),
+    }
+
+
+def _loader(batches: list, fetch: object, num_threads: int) -> Iterator[dict[str, np.ndarray]]:
+    ds = grain.MapDataset.source(batches).map(fetch)
+    opts = grain.ReadOptions(num_threads=max(1, num_threads), prefetch_buffer_size=max(2, 2 * num_threads))
+    return iter(ds.to_iter_dataset(read_options=opts))
+
+
+def train_loader(
+    data: sources.ReidData,
+    batch_indices: np.ndarray,
+    height: int,
+    width: int,
+    num_threads: int = 4,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Yields one host batch per row of ``batch_indices`` (from samplers.pk_batches).
+
+    Each batch is a dict of NumPy arrays: image [B,H,W,3] uint8, label, person_id,
+    camera_id, domain, index [B] int32.
+    """
+    rows = [np.asarray(r) for r in batch_indices]
+    return _loader(rows, lambda r: _batch(data, r, height, width), num_threads)
+
+
+def eval_loader(
+    data: sources.ReidData, batch_size: int, height: int, width: int, num_threads: int = 4
+) -> tuple[int, Iterator[dict[str, np.ndarray]]]:
+    """Every example once, in order, in fixed-size batches; the last is padded.
+
+    Returns:
+      (number of batches, iterator of batches with an extra bool 'mask' [B]).
+    """
+    idx, mask = samplers.eval_batches(len(data), batch_size)
+
+    def fetch(b: int) -> dict[str, np.ndarray]:
+        out = _batch(data, idx[b], height, width)
+        out["mask"] = mask[b]
+        return out
+
+    return len(idx), _loader(list(range(len(idx))), fetch, num_threads)

@@ -1,0 +1,136 @@
+"""Index generators: identity-balanced P x K training batches and padded eval batches.
+
+Samplers are pure NumPy functions of (labels, cameras, seed, epoch): the same arguments
+give the same batches, so a run resumed at an epoch boundary sees exactly the batches an
+uninterrupted run would have seen.
+
+The P x K scheme (P identities, K instances each) is the one of Hermans et al. 2017
+("In Defense of the Triplet Loss"), as used by BoT (Luo et al. 2019). Like BoT's
+RandomIdentitySampler, an identity with fewer than K images is sampled with replacement.
+Unlike it, we order each identity's images round-robin over its cameras so that the K
+instances of a batch come from as many different cameras as the identity has, and we fix
+the number of batches per epoch so that learning-rate schedules know the epoch length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reid_jax import errors
+
+
+def _camera_diverse_order(rng: np.random.Generator, idx: np.ndarray, cams: np.ndarray) -> np.ndarray:
+    """Shuffles ``idx`` so that consecutive items cycle through the cameras."""
+    idx = rng.permutation(idx)
+    by_cam = {}
+    for i in idx:
+        by_cam.setdefault(int(cams[i]), []).append(int(i))
+    queues = [by_cam[c] for c in rng.permutation(sorted(by_cam))]
+    out = []
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop())
+    return np.asarray(out, dtype=np.int64)
+
+
+def _chunks(rng: np.random.Generator, idx: np.ndarray, cams: np.ndarray, k: int) -> list[np.ndarray]:
+    """Splits one identity's images into chunks of exactly K (padding by resampling)."""
+    order = _camera_diverse_order(rng, idx, cams)
+    if len(order) < k:
+        extra = rng.choice(idx, size=k - len(order), replace=True)
+        return [np.concatenate([order, extra])]
+    n = len(order) // k
+    return [order[i * k : (i + 1) * k] for i in range(n)]
+
+
+def steps_per_epoch(labels: np.ndarray, p: int, k: int) -> int:
+    """Number of P x K batches in one epoch: every identity's K-chunks used about once."""
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    chunks = int(np.maximum(counts // k, 1).sum())
+    return max(1, chunks // p)
+
+
+def check_pk(labels: np.ndarray, p: int, k: int, num_devices: int = 1) -> None:
+    """Raises ReidError when P x K cannot be drawn from ``labels``."""
+    num_ids = len(np.unique(labels[labels >= 0]))
+    if p < 1 or k < 1:
+        raise errors.ReidError(f"impossible P x K = {p} x {k}: both must be >= 1.")
+    if num_ids < p:
+        raise errors.ReidError(
+            f"impossible P x K = {p} x {k}: the training data has only {num_ids} identities; "
+            f"set --config.data.p to at most {num_ids}."
+        )
+    if k < 2:
+        raise errors.ReidError(
+            f"impossible P x K = {p} x {k}: the triplet loss needs K >= 2 instances per identity."
+        )
+    if (p * k) % num_devices:
+        raise errors.ReidError(
+            f"batch P x K = {p * k} is not divisible by the {num_devices} devices; "
+            "change data.p or data.k."
+        )
+
+
+def pk_batches(
+    labels: np.ndarray,
+    camera_ids: np.ndarray,
+    p: int,
+    k: int,
+    seed: int,
+    epoch: int,
+    num_batches: int | None = None,
+) -> np.ndarray:
+    """Identity-balanced batches for one epoch.
+
+    Args:
+      labels: [N] training labels (examples with label < 0 are never drawn).
+      camera_ids: [N] camera of each example.
+      p: identities per batch.
+      k: instances per identity.
+      seed: run seed.
+      epoch: epoch number; (seed, epoch) fixes the result.
+      num_batches: batches to draw (default: steps_per_epoch(labels, p, k)).
+
+    Returns:
+      int64 array [num_batches, p * k] of example indices; row b holds K consecutive
+      indices of each of its P identities.
+    """
+    labels = np.asarray(labels)
+    camera_ids = np.asarray(camera_ids)
+    check_pk(labels, p, k)
+    rng = np.random.default_rng([seed, epoch])
+    if num_batches is None:
+        num_batches = steps_per_epoch(labels, p, k)
+    ids = np.unique(labels[labels >= 0])
+    members = {int(i): np.flatnonzero(labels == i) for i in ids}
+    queues: dict[int, list[np.ndarray]] = {}
+    out = np.empty((num_batches, p * k), dtype=np.int64)
+    for b in range(num_batches):
+        ready = [i for i in ids if queues.get(int(i))]
+        if len(ready) < p:
+            # Refill the exhausted identities with a fresh camera-diverse pass.
+            for i in ids:
+                if not queues.get(int(i)):
+                    queues[int(i)] = _chunks(rng, members[int(i)], camera_ids, k)
+            ready = list(ids)
+        chosen = rng.choice(np.asarray(ready), size=p, replace=False)
+        out[b] = np.concatenate([queues[int(i)].pop() for i in chosen])
+    return out
+
+
+def eval_batches(n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Splits 0..n-1 into fixed-size batches; the last is padded and masked.
+
+    Returns:
+      (indices [B, batch_size] int64, mask [B, batch_size] bool): padding repeats
+      index 0 with mask False, so every example is embedded exactly once.
+    """
+    if n <= 0:
+        raise errors.ReidError("cannot evaluate an empty split.")
+    num = -(-n // batch_size)
+    flat = np.zeros(num * batch_size, dtype=np.int64)
+    flat[:n] = np.arange(n)
+    mask = np.zeros(num * batch_size, dtype=bool)
+    mask[:n] = True
+    return flat.reshape(num, batch_size), mask.reshape(num, batch_size)

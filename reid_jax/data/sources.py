@@ -1,0 +1,166 @@
+"""Random-access re-ID splits read from prepared TFDS datasets (ArrayRecord, no TensorFlow).
+
+A :class:`ReidData` is one split, or several (dataset, split) pairs mixed into one
+training set: identity labels are made disjoint across sources and each example keeps
+the index of the source (its domain). Metadata (ids, cameras, labels) is read once
+without decoding images; images are decoded on demand by index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from data_builders import registry
+from reid_jax import errors
+
+_META_CHUNK = 1024
+
+
+@dataclasses.dataclass
+class _Part:
+    """One (dataset, split) pair inside a ReidData."""
+
+    name: str
+    images: object  # tfds ArrayRecordDataSource decoding images
+    raw: object  # the same source with image decoding skipped
+
+
+@dataclasses.dataclass
+class ReidData:
+    """One or several re-ID splits behind one index space.
+
+    Attributes:
+      name: 'dataset:split[+dataset:split...]', for messages.
+      person_ids: [N] the datasets' own identity numbers (not made disjoint).
+      labels: [N] training labels, disjoint across parts (-1 where the split has none).
+      camera_ids: [N] camera index within its dataset.
+      domains: [N] index of the part (source domain) each example comes from.
+      file_names: [N] file names inside each archive.
+    """
+
+    name: str
+    parts: list[_Part]
+    offsets: np.ndarray
+    person_ids: np.ndarray
+    labels: np.ndarray
+    camera_ids: np.ndarray
+    domains: np.ndarray
+    file_names: list[str]
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of distinct training labels (0 when the split has none)."""
+        valid = self.labels[self.labels >= 0]
+        return int(valid.max()) + 1 if valid.size else 0
+
+    def image(self, index: int) -> np.ndarray:
+        """Decoded uint8 HxWx3 picture of example ``index``."""
+        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return self.parts[part].images[int(index - self.offsets[part])]["image"]
+
+
+def _builder(dataset: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    builder = registry.get_builder(dataset, data_dir=data_dir)
+    if builder.is_prepared():
+        return builder
+    if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
+        raise errors.ReidError(
+            f"dataset {dataset!r} is not built in {registry.data_dir_or_default(data_dir)!r}; "
+            f"run: python -m reid_jax.data.build {dataset} --manual_dir DIR "
+            "(DIR holds the official archive)."
+        )
+    # Datasets that need no download (the synthetic one) are built on first use.
+    return registry.prepare(dataset, data_dir=data_dir)
+
+
+def _read_metadata(raw: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    n = len(raw)
+    pids, labels, cams, names = [], [], [], []
+    for start in range(0, n, _META_CHUNK):
+        for ex in raw.__getitems__(list(range(start, min(n, start + _META_CHUNK)))):
+            pids.append(ex["person_id"])
+            labels.append(ex["label"])
+            cams.append(ex["camera_id"])
+            fn = ex["file_name"]
+            names.append(fn.decode() if isinstance(fn, bytes) else str(fn))
+    as_i32 = lambda v: np.asarray(v, dtype=np.int32)  # noqa: E731
+    return as_i32(pids), as_i32(labels), as_i32(cams), names
+
+
+def open_data(
+    specs: Sequence[tuple[str, str]], data_dir: str | None = None, relabel: bool = True
+) -> ReidData:
+    """Opens (dataset, split) pairs as one ReidData.
+
+    Args:
+      specs: pairs such as [('cuhk01/p486_s0', 'train')] or several for a multi-source mix.
+      data_dir: TFDS data dir ('' or None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
+      relabel: offset each part's labels so that they are disjoint across parts.
+
+    Returns:
+      The ReidData over all pairs, in order.
+    """
+    if not specs:
+        raise errors.ReidError("no (dataset, split) given; set config.data.train / query / gallery.")
+    data_dir = data_dir or None
+    parts, pids, labels, cams, doms, names, sizes = [], [], [], [], [], [], [0]
+    label_offset = 0
+    for domain, (dataset, split) in enumerate(specs):
+        builder = _builder(dataset, data_dir)
+        if split not in builder.info.splits:
+            raise errors.ReidError(
+                f"dataset {dataset!r} has no split {split!r}; its splits are "
+                f"{', '.join(builder.info.splits)}."
+            )
+        images = builder.as_data_source(split)
+        raw = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
+        p, lab, c, fn = _read_metadata(raw)
+        if relabel and (lab >= 0).any():
+            lab = np.where(lab >= 0, lab + label_offset, -1).astype(np.int32)
+            label_offset = int(lab.max()) + 1
+        parts.append(_Part(f"{dataset}:{split}", images, raw))
+        pids.append(p)
+        labels.append(lab)
+        cams.append(c)
+        doms.append(np.full(len(p), domain, np.int32))
+        names.extend(fn)
+        sizes.append(len(p))
+    return ReidData(
+        name="+".join(part.name for part in parts),
+        parts=parts,
+        offsets=np.cumsum(sizes),
+        person_ids=np.concatenate(pids),
+        labels=np.concatenate(labels),
+        camera_ids=np.concatenate(cams),
+        domains=np.concatenate(doms),
+        file_names=names,
+    )
+
+
+def parse_specs(spec: str | Sequence[str], default_dataset: str) -> list[tuple[str, str]]:
+    """Parses 'split' or 'dataset:split' entries (comma-separated string or list).
+
+    >>> parse_specs('train', 'cuhk01/p486_s0')
+    [('cuhk01/p486_s0', 'train')]
+    """
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    out = []
+    for item in items:
+        if not item:
+            continue
+        dataset, sep, split = item.rpartition(":")
+        out.append((dataset if sep else default_dataset, split))
+    return out
+
+
+def expand_home(path: str) -> str:
+    """Expands '~' in a user-given path ('' stays '')."""
+    return os.path.expanduser(path) if path else path

@@ -1,0 +1,309 @@
+"""Supervised re-ID training: identity + triplet (+ center) losses on P x K batches.
+
+This is the BoT strong baseline (Luo et al., "Bag of Tricks and a Strong Baseline for
+Deep Person Re-identification", CVPRW 2019) when run with experiments/bot.py: warmup,
+random erasing, label smoothing, last stride 1, BNNeck, center loss.
+
+Read top to bottom: setup, data, model and state, step, checkpoint, loop, evaluation.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from reid_jax import checkpoint, errors, reporting, sharding
+from reid_jax.data import augment, pipeline, samplers, sources
+from reid_jax.evaluation import retrieval
+from reid_jax.losses import classification, metric
+from reid_jax.models import zoo
+from reid_jax.train import optim
+from reid_jax.train import state as state_lib
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+# ----------------------------------------------------------------------------- data
+def open_splits(
+    config: ml_collections.ConfigDict,
+) -> tuple[sources.ReidData, sources.ReidData, sources.ReidData]:
+    """(train, query, gallery) ReidData as named by config.data."""
+    d = config.data
+    def spec(s: str) -> list[tuple[str, str]]:
+        return sources.parse_specs(s, d.dataset)
+    train = sources.open_data(spec(d.train), d.data_dir)
+    query = sources.open_data(spec(d.query), d.data_dir, relabel=False)
+    gallery = sources.open_data(spec(d.gallery), d.data_dir, relabel=False)
+    return train, query, gallery
+
+
+# ----------------------------------------------------------------------------- model
+def build_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
+    """The configured network with a classifier over ``num_classes`` identities."""
+    m = config.model.to_dict()
+    if m.get("dtype") not in DTYPES:
+        raise errors.ReidError(
+            f"unknown model.dtype {m.get('dtype')!r}; choose one of {', '.join(DTYPES)}."
+        )
+    m["dtype"] = DTYPES[m["dtype"]]
+    m["num_classes"] = num_classes
+    return zoo.build_model(ml_collections.ConfigDict(m))
+
+
+def init_variables(
+    model: nn.Module, config: ml_collections.ConfigDict, num_classes: int, rng: jax.Array
+) -> tuple[dict, Any]:
+    """Initial (params, batch_stats); params = {'model': ..., 'center_loss': ...}."""
+    k_model, k_centers = jax.random.split(rng)
+    x = jnp.zeros((1, config.data.height, config.data.width, 3), jnp.float32)
+    variables = jax.jit(functools.partial(model.init, train=False))(k_model, x)
+    params = {"model": variables["params"]}
+    if config.loss.center_weight > 0:
+        dim = model.apply(variables, x, train=False)["features"].shape[-1]
+        # BoT's CenterLoss draws its centres from a standard normal.
+        params["center_loss"] = {"centers": jax.random.normal(k_centers, (num_classes, dim))}
+    return params, variables.get("batch_stats", {})
+
+
+# ----------------------------------------------------------------------------- step
+def loss_terms(
+    out: dict, labels: jax.Array, centers: jax.Array | None, cfg: ml_collections.ConfigDict
+) -> dict[str, jax.Array]:
+    """The BoT loss terms from model outputs; 'loss' is their weighted sum."""
+    terms = {}
+    total = 0.0
+    if cfg.id_weight > 0:
+        terms["id_loss"] = classification.cross_entropy(out["logits"], labels, cfg.label_smoothing)
+        total += cfg.id_weight * terms["id_loss"]
+    if cfg.triplet_weight > 0:
+        terms["triplet_loss"] = metric.batch_hard_triplet(
+            out["features"], labels, margin=cfg.triplet_margin, soft_margin=cfg.soft_margin
+        )
+        total += cfg.triplet_weight * terms["triplet_loss"]
+    if centers is not None:
+        terms["center_loss"] = metric.center_loss(out["features"], labels, centers)
+        total += cfg.center_weight * terms["center_loss"]
+    terms["loss"] = total
+    return terms
+
+
+def make_train_step(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    lr_fn: optax.Schedule,
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+) -> Any:
+    """The jitted ``train_step(state, batch, rng) -> (state, metrics)`` over ``mesh``."""
+    aug_cfg = config.aug.to_dict()
+
+    def train_step(
+        state: state_lib.TrainState, batch: dict, rng: jax.Array
+    ) -> tuple[state_lib.TrainState, dict]:
+        rng = jax.random.fold_in(rng, state.step)
+        images = augment.augment_batch(rng, batch["image"], aug_cfg)
+        labels = batch["label"]
+
+        def loss_fn(params: dict) -> tuple[jax.Array, tuple[dict, Any, dict]]:
+            out, new_vars = model.apply(
+                {"params": params["model"], "batch_stats": state.batch_stats},
+                images, train=True, mutable=["batch_stats"],
+            )
+            centers = params.get("center_loss", {}).get("centers")
+            terms = loss_terms(out, labels, centers, config.loss)
+            return terms["loss"], (terms, new_vars["batch_stats"], out)
+
+        (loss, (terms, new_stats, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params
+        )
+        updates, new_opt = tx.update(grads, state.opt_state, state.params)
+        new_params = optax.apply_updates(state.params, updates)
+        # A non-finite loss skips the update (nothing is lost) and records the step.
+        ok = jnp.isfinite(loss)
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)  # noqa: E731
+        new_state = state.replace(
+            step=state.step + 1,
+            params=keep(new_params, state.params),
+            batch_stats=keep(new_stats, state.batch_stats),
+            opt_state=keep(new_opt, state.opt_state),
+            nonfinite_step=jnp.where(
+                ok | (state.nonfinite_step >= 0), state.nonfinite_step, state.step
+            ),
+        )
+        metrics = dict(terms)
+        if out.get("logits") is not None:
+            metrics["train_acc"] = jnp.mean(jnp.argmax(out["logits"], -1) == labels)
+        metrics["lr"] = lr_fn(state.step)
+        return new_state, metrics
+
+    repl = sharding.replicated(mesh)
+    return jax.jit(
+        train_step,
+        in_shardings=(repl, sharding.data_sharding(mesh), repl),
+        out_shardings=(repl, repl),
+        donate_argnums=0,
+    )
+
+
+def check_finite(state: state_lib.TrainState) -> None:
+    """Raises ReidError naming the step if a loss became NaN or inf."""
+    bad = int(jax.device_get(state.nonfinite_step))
+    if bad >= 0:
+        raise errors.ReidError(
+            f"loss became NaN or inf at step {bad}; that update was skipped and the last "
+            "checkpoint is intact. Lower --config.optim.lr or set optim.grad_clip."
+        )
+
+
+# ----------------------------------------------------------------------------- state
+def create_state(
+    config: ml_collections.ConfigDict, num_classes: int, steps_per_epoch: int, mesh: jax.sharding.Mesh
+) -> tuple[nn.Module, state_lib.TrainState, optax.GradientTransformation, optax.Schedule]:
+    """Model, replicated initial state, optax transform and schedule."""
+    model = build_model(config, num_classes)
+    params, batch_stats = init_variables(model, config, num_classes, jax.random.key(config.seed))
+    if config.model.get("init_from"):
+        from reid_jax.models import load_torch  # optional: only when importing weights
+
+        params["model"], batch_stats = load_torch.load_into(
+            config.model.init_from, params["model"], batch_stats
+        )
+    tx, lr_fn = optim.make_optimizer(
+        config.optim, params, steps_per_epoch, config.train.num_epochs,
+        center_weight=config.loss.center_weight, center_lr=config.loss.center_lr,
+    )
+    state = state_lib.TrainState.create(params, batch_stats, tx.init(params))
+    return model, sharding.replicate(state, mesh), tx, lr_fn
+
+
+def eval_variables(state: state_lib.TrainState) -> dict:
+    """The variables that ``model.apply`` takes, from a train state."""
+    return {"params": state.params["model"], "batch_stats": state.batch_stats}
+
+
+# ----------------------------------------------------------------------------- main loop
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains (resuming from ``workdir`` if it holds a checkpoint), then evaluates.
+
+    Returns:
+      {'before': metrics of the untrained model or None, 'after': final metrics, 'paths': ...}.
+    """
+    # --- setup
+    os.makedirs(workdir, exist_ok=True)
+    mesh = sharding.make_mesh(config.num_devices)
+    reporting.write_config(config, workdir)
+    writer = reporting.MetricWriter(workdir)
+
+    # --- data
+    train, query, gallery = open_splits(config)
+    if train.num_classes == 0:
+        raise errors.ReidError(f"{train.name} has no identity labels; is it a training split?")
+    samplers.check_pk(train.labels, config.data.p, config.data.k, mesh.size)
+    steps = config.data.steps_per_epoch or samplers.steps_per_epoch(
+        train.labels, config.data.p, config.data.k
+    )
+
+    # --- model and state
+    model, state, tx, lr_fn = create_state(config, train.num_classes, steps, mesh)
+    train_step = make_train_step(model, tx, lr_fn, config, mesh)
+
+    # --- checkpoint: resume if the workdir holds one
+    mngr = checkpoint.manager(workdir)
+    start_epoch = 0
+    restored = checkpoint.restore_latest(mngr, state, config)
+    if restored is not None:
+        state, meta = restored
+        start_epoch = int(meta["epoch"])
+        print(f"resumed from {mngr.directory} at epoch {start_epoch} (step {int(state.step)})")
+
+    paths = {
+        "workdir": workdir,
+        "tensorboard": writer.tb_dir,
+        "metrics": writer.jsonl_path,
+        "checkpoints": str(mngr.directory),
+    }
+    before_path = os.path.join(workdir, "eval_before_training.json")
+    before = None
+    if config.eval.before_training:
+        if os.path.exists(before_path):
+            with open(before_path) as f:
+                before = json.load(f)
+        elif start_epoch == 0:
+            before = retrieval.evaluate(model, eval_variables(state), query, gallery, config, mesh)
+            with open(before_path, "w") as f:
+                json.dump(before, f)
+            writer.write(0, before, prefix="eval_before/")
+
+    # --- loop
+    rng = jax.random.key(config.seed + 1)
+    stop_at = config.train.stop_after_epochs or config.train.num_epochs
+    step = int(jax.device_get(state.step))
+    t0 = time.time()
+    for epoch in range(start_epoch, min(stop_at, config.train.num_epochs)):
+        batches = samplers.pk_batches(
+            train.labels, train.camera_ids, config.data.p, config.data.k, config.seed, epoch, steps
+        )
+        loader = pipeline.train_loader(
+            train, batches, config.data.height, config.data.width, config.data.num_threads
+        )
+        for batch in reporting.progress(loader, len(batches), f"epoch {epoch + 1}", config.train.progress):
+            state, metrics = train_step(state, sharding.to_global(batch, mesh), rng)
+            step += 1  # a host counter: reading state.step would sync with the device each step
+            if step % config.train.log_every_steps == 0:
+                check_finite(state)
+                writer.write(step, jax.device_get(metrics), prefix="train/")
+        check_finite(state)
+        done = epoch + 1
+        if done % config.train.checkpoint_every_epochs == 0 or done == config.train.num_epochs or done == stop_at:
+            checkpoint.save(
+                mngr, done, state,
+                {"epoch": done, "config_fingerprint": checkpoint.fingerprint(config)},
+            )
+        if config.eval.every_epochs and done % config.eval.every_epochs == 0 and done < config.train.num_epochs:
+            res = retrieval.evaluate(model, eval_variables(state), query, gallery, config, mesh)
+            writer.write(int(state.step), res, prefix="eval/")
+            print(f"epoch {done}: rank-1 {res['rank1']:.4f} mAP {res['mAP']:.4f}")
+    train_seconds = time.time() - t0
+
+    # --- evaluation
+    picture = os.path.join(workdir, "ranked_list.png")
+    after = retrieval.evaluate(model, eval_variables(state), query, gallery, config, mesh, picture)
+    writer.write(int(state.step), after, prefix="eval/")
+    writer.close()
+    paths["ranked_list"] = picture
+    return {
+        "before": before,
+        "after": after,
+        "paths": paths,
+        "state": state,
+        "train_seconds": train_seconds,
+        "epochs_done": min(stop_at, config.train.num_epochs),
+    }
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """``--mode=eval``: restores the newest checkpoint in ``workdir`` and evaluates it."""
+    mesh = sharding.make_mesh(config.num_devices)
+    train, query, gallery = open_splits(config)
+    steps = config.data.steps_per_epoch or samplers.steps_per_epoch(
+        train.labels, config.data.p, config.data.k
+    )
+    model, state, _, _ = create_state(config, train.num_classes, steps, mesh)
+    restored = checkpoint.restore_latest(checkpoint.manager(workdir), state, config)
+    if restored is None:
+        raise errors.ReidError(
+            f"{workdir!r} holds no checkpoint; train first with --mode=train --workdir {workdir}."
+        )
+    state, _ = restored
+    picture = os.path.join(workdir, "ranked_list.png")
+    after = retrieval.evaluate(model, eval_variables(state), query, gallery, config, mesh, picture)
+    return {"before": None, "after": after, "paths": {"workdir": workdir, "ranked_list": picture}}

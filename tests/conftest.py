@@ -1,0 +1,18 @@
+"""Test-wide setup: 8 simulated CPU devices (set before JAX starts) and tiny datasets."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One TFDS data dir for the session; the tiny synthetic dataset is built there once."""
+    path = str(tmp_path_factory.mktemp("tfds"))
+    from data_builders import registry
+
+    registry.prepare("synthetic_persons/tiny", data_dir=path)
+    return path
