@@ -71,7 +71,7 @@ class ManualFiles:
             start = self._prefix + (base + "/" if base else "")
             names = [
                 n[len(self._prefix):]
-                for n in self._zip().namelist()
+                for n in self._names()
                 if n.startswith(start) and not n.endswith("/")
             ]
         else:
@@ -83,12 +83,18 @@ class ManualFiles:
                     names.append(f if rel_dir == "." else f"{rel_dir}/{f}")
         return sorted(n for n in names if not _ignored(n))
 
-    def has_dir(self, subdir: str) -> bool:
-        """Whether ``subdir`` (relative) exists."""
+    def exists(self, rel: str) -> bool:
+        """Whether the relative file or folder exists."""
         if self._zip_path:
-            start = self._prefix + subdir.strip("/") + "/"
-            return any(n.startswith(start) for n in self._zip().namelist())
-        return os.path.isdir(os.path.join(self._root, subdir))
+            name = self._prefix + rel.strip("/")
+            return any(n == name or n.startswith(name + "/") for n in self._names())
+        return os.path.exists(os.path.join(self._root, rel))
+
+    def _names(self) -> list[str]:
+        names = getattr(self, "_namelist", None)
+        if names is None:
+            names = self._namelist = self._zip().namelist()
+        return names
 
     def describe(self, rel: str) -> str:
         """The full location of a relative path, for messages."""
@@ -115,7 +121,7 @@ class ManualFiles:
 
 
 def _zip_prefix(zip_path: str, anchor: str, dataset: str) -> str | None:
-    """Member prefix of the ``anchor`` folder inside a zip ('' if it is the zip's top)."""
+    """Member path of ``anchor`` (a folder or file) inside a zip, plus '/'; None if absent."""
     try:
         with zipfile.ZipFile(zip_path) as zf:
             names = zf.namelist()
@@ -125,7 +131,7 @@ def _zip_prefix(zip_path: str, anchor: str, dataset: str) -> str | None:
         ) from e
     for n in names:
         parts = n.split("/")
-        if anchor in parts[:-1] and not _ignored(n):
+        if anchor in parts and not _ignored(n):
             i = parts.index(anchor)
             return "/".join(parts[: i + 1]) + "/"
     return None
@@ -178,6 +184,69 @@ def locate(
         f"{dataset}: no {anchor}/ folder (nor {' or '.join(zip_names)}) in {manual_dir!r}; "
         f"expected {expected}."
     )
+
+
+def locate_root(
+    manual_dir: str,
+    dataset: str,
+    markers: Sequence[str],
+    zip_names: Sequence[str],
+    expected: str,
+    depth: int = 2,
+) -> ManualFiles:
+    """Finds the dataset's top folder: the one that holds ``markers[0]``.
+
+    Looked for in ``manual_dir`` itself, then in its sub-folders down to ``depth``
+    levels (sorted, first match wins), then inside the archives ``zip_names`` (at any
+    depth). Every other marker must then exist below the same top folder.
+
+    Args:
+      manual_dir: the folder the user passed as --manual_dir.
+      dataset: the dataset's name, for messages.
+      markers: relative folders (or files) the top folder holds, e.g.
+        ('bounding_box_train', 'query', 'bounding_box_test').
+      zip_names: archive names as distributed.
+      expected: what the user should have, for messages.
+      depth: how deep below manual_dir to look.
+
+    Returns:
+      The files below the top folder, addressed relative to it.
+    """
+    manual_dir = common.require_dir(manual_dir, dataset, expected)
+    found = None
+    frontier = [manual_dir]
+    for _ in range(depth + 1):
+        hit = next((d for d in frontier if os.path.exists(os.path.join(d, markers[0]))), None)
+        if hit:
+            found = ManualFiles(hit)
+            break
+        frontier = [
+            os.path.join(d, e.name)
+            for d in frontier
+            for e in sorted(os.scandir(d), key=lambda e: e.name)
+            if e.is_dir() and not _ignored(e.name)
+        ]
+    if found is None:
+        for name in zip_names:
+            zip_path = os.path.join(manual_dir, name)
+            if os.path.isfile(zip_path):
+                prefix = _zip_prefix(zip_path, markers[0], dataset)
+                if prefix is not None:
+                    parent = prefix[: -len(markers[0]) - 1]
+                    found = ManualFiles(manual_dir, zip_path=zip_path, prefix=parent)
+                    break
+    if found is None:
+        raise common.DatasetError(
+            f"{dataset}: no folder holding {markers[0]}/ in {manual_dir!r} (nor in "
+            f"{' or '.join(zip_names)}); expected {expected}."
+        )
+    for m in markers[1:]:
+        if not found.exists(m):
+            raise common.DatasetError(
+                f"{dataset}: {found.describe(m)!r} is missing; expected {expected} "
+                "(re-extract the archive)."
+            )
+    return found
 
 
 def imap(fn: Callable[[_T], _R], items: Iterable[_T], workers: int = 8,
