@@ -17,6 +17,7 @@ MODULES: dict[str, str] = {
     "synthetic_persons": "data_builders.synthetic_persons.synthetic_persons_dataset_builder",
     "cuhk01": "data_builders.cuhk01.cuhk01_dataset_builder",
     "market1501": "data_builders.market1501.market1501_dataset_builder",
+    "dukemtmc_reid": "data_builders.dukemtmc_reid.dukemtmc_reid_dataset_builder",
 }
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")

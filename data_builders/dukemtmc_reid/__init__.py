@@ -1,0 +1,1 @@
+"""DukeMTMC-reID: see dukemtmc_reid_dataset_builder.py."""
