@@ -1,0 +1,1 @@
+"""MSMT17: see msmt17_dataset_builder.py."""
