@@ -132,8 +132,9 @@ def image_from_bytes(data: bytes, where: str, dataset: str) -> io.BytesIO:
       dataset: the dataset's name, for messages.
 
     Returns:
-      The bytes unchanged, except grey/palette/RGBA pictures, which are re-encoded as
-      RGB PNG so that every stored image has 3 channels.
+      The bytes unchanged, except grey/palette/RGBA pictures and formats other than
+      PNG/JPEG (VIPeR's BMP), which are re-encoded as RGB PNG so that every stored image
+      has 3 channels and a format every decoder reads.
     """
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -141,7 +142,7 @@ def image_from_bytes(data: bytes, where: str, dataset: str) -> io.BytesIO:
             mode = im.mode
             if mode not in ("RGB", "L", "RGBA", "P"):
                 raise OSError(f"unsupported mode {mode}")
-            if mode != "RGB":
+            if mode != "RGB" or im.format not in ("PNG", "JPEG"):
                 buf = io.BytesIO()
                 im.convert("RGB").save(buf, format="PNG")
                 buf.seek(0)

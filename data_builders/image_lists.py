@@ -110,6 +110,27 @@ def scan_folder(files: manual_files.ManualFiles, subdir: str, pattern: str, data
     return out
 
 
+def random_split_configs(
+    num_test_ids: int,
+    counts: Mapping[str, tuple[int | None, int | None]],
+    num_cameras: int | None,
+    cls: type = ReidConfig,
+    num_splits: int = 10,
+    prefix: str = "s",
+    **fields: object,
+) -> list:
+    """Configs ``<prefix>0`` .. ``<prefix>9`` of a random-split protocol (see :func:`seeded_split`)."""
+    return [
+        cls(
+            name=f"{prefix}{k}",
+            description=f"Random identity split {k}: np.random.default_rng({k}), {num_test_ids} test ids.",
+            counts=dict(counts), num_cameras=num_cameras, num_test_ids=num_test_ids,
+            split_index=k, **fields,
+        )
+        for k in range(num_splits)
+    ]
+
+
 def check_counts(dataset: str, config: ReidConfig, splits: Mapping[str, Sequence[Item]]) -> None:
     """Compares the split lists with ``config.counts`` and ``config.num_cameras``."""
     for split, (images, ids) in config.counts.items():

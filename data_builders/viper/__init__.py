@@ -1,0 +1,1 @@
+"""VIPeR: see viper_dataset_builder.py."""
