@@ -20,6 +20,7 @@ MODULES: dict[str, str] = {
     "dukemtmc_reid": "data_builders.dukemtmc_reid.dukemtmc_reid_dataset_builder",
     "msmt17": "data_builders.msmt17.msmt17_dataset_builder",
     "viper": "data_builders.viper.viper_dataset_builder",
+    "grid": "data_builders.grid.grid_dataset_builder",
 }
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")

@@ -1,0 +1,1 @@
+"""GRID: see grid_dataset_builder.py."""
