@@ -129,11 +129,14 @@ def _zip_prefix(zip_path: str, anchor: str, dataset: str) -> str | None:
         raise common.DatasetError(
             f"{dataset}: cannot open {zip_path!r} ({e}); download the archive again."
         ) from e
+    want = anchor.strip("/").split("/")
     for n in names:
+        if _ignored(n):
+            continue
         parts = n.split("/")
-        if anchor in parts and not _ignored(n):
-            i = parts.index(anchor)
-            return "/".join(parts[: i + 1]) + "/"
+        for i in range(len(parts) - len(want) + 1):
+            if parts[i:i + len(want)] == want:
+                return "/".join(parts[: i + len(want)]) + "/"
     return None
 
 

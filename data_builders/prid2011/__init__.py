@@ -1,0 +1,1 @@
+"""PRID2011 single-shot: see prid2011_dataset_builder.py."""
