@@ -22,6 +22,7 @@ MODULES: dict[str, str] = {
     "viper": "data_builders.viper.viper_dataset_builder",
     "grid": "data_builders.grid.grid_dataset_builder",
     "prid2011": "data_builders.prid2011.prid2011_dataset_builder",
+    "ilids": "data_builders.ilids.ilids_dataset_builder",
 }
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")

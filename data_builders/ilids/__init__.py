@@ -1,0 +1,1 @@
+"""QMUL iLIDS: see ilids_dataset_builder.py."""
