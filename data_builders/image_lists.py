@@ -10,8 +10,9 @@ yield :func:`common.make_example` dicts. Builders only describe their layout.
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -152,7 +153,8 @@ def check_images(files: manual_files.ManualFiles, items: Iterable[Item], dataset
 
 
 def generate(files: manual_files.ManualFiles, items: Sequence[Item], dataset: str,
-             labels: Mapping[int, int] | None = None, workers: int = 8) -> Iterator[tuple[str, dict]]:
+             labels: Mapping[int, int] | None = None, workers: int = 8,
+             load: Callable[[Item], io.BytesIO] | None = None) -> Iterator[tuple[str, dict]]:
     """Yields (key, example) for TFDS, reading images on a thread pool.
 
     Args:
@@ -161,18 +163,20 @@ def generate(files: manual_files.ManualFiles, items: Sequence[Item], dataset: st
       dataset: the ``domain`` feature and the name in messages.
       labels: person_id -> training label (training splits); others get -1.
       workers: reader threads.
+      load: returns an item's encoded image (default: read and check ``it.rel``).
     """
     labels = labels or {}
+    load = load or (lambda it: files.read_image(it.rel, dataset))
 
-    def load(it: Item) -> tuple[str, dict]:
+    def example(it: Item) -> tuple[str, dict]:
         name = it.file_name or it.rel
         ex = common.make_example(
-            files.read_image(it.rel, dataset), it.person_id, it.camera_id, name, dataset,
+            load(it), it.person_id, it.camera_id, name, dataset,
             label=labels.get(it.person_id, -1), tracklet_id=it.tracklet_id, frame_id=it.frame_id,
         )
         return name, ex
 
-    yield from manual_files.imap(load, items, workers)
+    yield from manual_files.imap(example, items, workers)
 
 
 def split_generators(
@@ -183,6 +187,7 @@ def split_generators(
     train_splits: Sequence[str] = ("train",),
     check_decode: bool = True,
     workers: int = 8,
+    load: Callable[[Item], io.BytesIO] | None = None,
 ) -> dict[str, Iterator[tuple[str, dict]]]:
     """Checks counts and images, then returns the generators TFDS writes.
 
@@ -196,13 +201,15 @@ def split_generators(
         pass would be too slow; a broken image still aborts the build, and TFDS then
         leaves no prepared dataset behind).
       workers: reader threads.
+      load: a custom image reader (images not stored as files, e.g. CUHK03's .mat); it
+        must check what it reads itself, the decode pass is skipped.
     """
     for name, items in splits.items():
         keys = [it.file_name or it.rel for it in items]
         if len(set(keys)) != len(keys):
             raise common.DatasetError(f"{dataset}: split {name!r} lists a file twice; check the download.")
     check_counts(dataset, config, splits)
-    if check_decode:
+    if check_decode and load is None:
         # An image may sit in several splits (e.g. VIPeR query/gallery); decode it once.
         unique = {it.rel: it for items in splits.values() for it in items}
         check_images(files, unique.values(), dataset, workers)
@@ -211,6 +218,7 @@ def split_generators(
             files, items, dataset,
             common.contiguous_labels(i.person_id for i in items) if name in train_splits else None,
             workers,
+            load,
         )
         for name, items in splits.items()
     }
@@ -242,10 +250,11 @@ class ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     NUM_WORKERS = 8
 
     def _splits(self, files: manual_files.ManualFiles, splits: Mapping[str, Sequence[Item]],
-                train_splits: Sequence[str] = ("train",), check_decode: bool = True) -> dict:
+                train_splits: Sequence[str] = ("train",), check_decode: bool = True,
+                load: Callable[[Item], io.BytesIO] | None = None, workers: int | None = None) -> dict:
         """:func:`split_generators` for this builder (domain = ``self.name``)."""
         gens = split_generators(files, splits, self.name, self.builder_config, train_splits,
-                                check_decode, self.NUM_WORKERS)
+                                check_decode, workers or self.NUM_WORKERS, load)
         return {split: self._generate_examples(g) for split, g in gens.items()}
 
     def _generate_examples(self, examples: Iterator[tuple[str, dict]]) -> Iterator[tuple[str, dict]]:

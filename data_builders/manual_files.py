@@ -102,6 +102,15 @@ class ManualFiles:
             return f"{self._zip_path}!{self._prefix}{rel}"
         return os.path.join(self._root, rel)
 
+    def local_path(self, rel: str, dataset: str) -> str:
+        """A filesystem path for libraries that need one (HDF5); zips must be extracted."""
+        if self._zip_path:
+            raise common.DatasetError(
+                f"{dataset}: {self.describe(rel)!r} must be read from disk; extract "
+                f"{os.path.basename(self._zip_path)} into the manual_dir."
+            )
+        return os.path.join(self._root, rel)
+
     def read(self, rel: str) -> bytes:
         """The bytes of one file."""
         if self._zip_path:

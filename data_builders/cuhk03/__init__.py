@@ -1,0 +1,1 @@
+"""CUHK03: see cuhk03_dataset_builder.py."""
