@@ -24,6 +24,7 @@ MODULES: dict[str, str] = {
     "prid2011": "data_builders.prid2011.prid2011_dataset_builder",
     "ilids": "data_builders.ilids.ilids_dataset_builder",
     "cuhk03": "data_builders.cuhk03.cuhk03_dataset_builder",
+    "cuhk02": "data_builders.cuhk02.cuhk02_dataset_builder",
 }
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")

@@ -1,0 +1,1 @@
+"""CUHK02: see cuhk02_dataset_builder.py."""
