@@ -1,0 +1,1 @@
+"""CUHK-SYSU (cropped persons): see cuhk_sysu_dataset_builder.py."""
