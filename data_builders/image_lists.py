@@ -52,12 +52,14 @@ class ReidConfig(tfds.core.BuilderConfig):
       num_cameras: distinct cameras over all splits (None: not checked).
       num_test_ids: random-split protocols: identities held out for query/gallery.
       split_index: random-split protocols: the seed of the identity permutation.
+      num_tracklets: video datasets: split -> tracklets (None skips the check).
     """
 
     counts: Mapping[str, tuple[int | None, int | None]] = dataclasses.field(default_factory=dict)
     num_cameras: int | None = None
     num_test_ids: int = 0
     split_index: int = 0
+    num_tracklets: Mapping[str, int | None] = dataclasses.field(default_factory=dict)
 
 
 def seeded_split(person_ids: Iterable[int], num_test_ids: int, split_index: int) -> tuple[list[int], list[int]]:
@@ -132,6 +134,14 @@ def random_split_configs(
     ]
 
 
+def tracklet(frames: Sequence[str], person_id: int, camera_id: int, tracklet_id: int) -> list[Item]:
+    """The items of one video tracklet: its frames in order, ``frame_id`` 0, 1, ..."""
+    return [
+        Item(rel, person_id, camera_id, tracklet_id=tracklet_id, frame_id=k)
+        for k, rel in enumerate(frames)
+    ]
+
+
 def check_counts(dataset: str, config: ReidConfig, splits: Mapping[str, Sequence[Item]]) -> None:
     """Compares the split lists with ``config.counts`` and ``config.num_cameras``."""
     for split, (images, ids) in config.counts.items():
@@ -140,6 +150,10 @@ def check_counts(dataset: str, config: ReidConfig, splits: Mapping[str, Sequence
             common.check_counts(dataset, f"{split} images", len(items), images)
         if ids is not None:
             common.check_counts(dataset, f"{split} identities", len({i.person_id for i in items}), ids)
+    for split, tracklets in config.num_tracklets.items():
+        if tracklets is not None:
+            got = len({i.tracklet_id for i in splits.get(split, ())})
+            common.check_counts(dataset, f"{split} tracklets", got, tracklets)
     if config.num_cameras is not None:
         cams = {i.camera_id for items in splits.values() for i in items}
         common.check_counts(dataset, "cameras", len(cams), config.num_cameras)

@@ -1,0 +1,1 @@
+"""MARS (video): see mars_dataset_builder.py."""
