@@ -27,6 +27,7 @@ MODULES: dict[str, str] = {
     "cuhk02": "data_builders.cuhk02.cuhk02_dataset_builder",
     "cuhk_sysu": "data_builders.cuhk_sysu.cuhk_sysu_dataset_builder",
     "mars": "data_builders.mars.mars_dataset_builder",
+    "ilids_vid": "data_builders.ilids_vid.ilids_vid_dataset_builder",
 }
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")

@@ -1,0 +1,1 @@
+"""iLIDS-VID (video): see ilids_vid_dataset_builder.py."""
