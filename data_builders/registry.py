@@ -28,6 +28,7 @@ MODULES: dict[str, str] = {
     "cuhk_sysu": "data_builders.cuhk_sysu.cuhk_sysu_dataset_builder",
     "mars": "data_builders.mars.mars_dataset_builder",
     "ilids_vid": "data_builders.ilids_vid.ilids_vid_dataset_builder",
+    "prid2011_video": "data_builders.prid2011_video.prid2011_video_dataset_builder",
 }
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
