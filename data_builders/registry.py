@@ -29,6 +29,7 @@ MODULES: dict[str, str] = {
     "mars": "data_builders.mars.mars_dataset_builder",
     "ilids_vid": "data_builders.ilids_vid.ilids_vid_dataset_builder",
     "prid2011_video": "data_builders.prid2011_video.prid2011_video_dataset_builder",
+    "dukemtmc_video": "data_builders.dukemtmc_video.dukemtmc_video_dataset_builder",
 }
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")

@@ -1,0 +1,1 @@
+"""DukeMTMC-VideoReID: see dukemtmc_video_dataset_builder.py."""
