@@ -30,6 +30,7 @@ MODULES: dict[str, str] = {
     "ilids_vid": "data_builders.ilids_vid.ilids_vid_dataset_builder",
     "prid2011_video": "data_builders.prid2011_video.prid2011_video_dataset_builder",
     "dukemtmc_video": "data_builders.dukemtmc_video.dukemtmc_video_dataset_builder",
+    "ls_vid": "data_builders.ls_vid.ls_vid_dataset_builder",
 }
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")

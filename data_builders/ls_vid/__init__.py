@@ -1,0 +1,1 @@
+"""LS-VID: see ls_vid_dataset_builder.py."""
