@@ -31,6 +31,7 @@ MODULES: dict[str, str] = {
     "prid2011_video": "data_builders.prid2011_video.prid2011_video_dataset_builder",
     "dukemtmc_video": "data_builders.dukemtmc_video.dukemtmc_video_dataset_builder",
     "ls_vid": "data_builders.ls_vid.ls_vid_dataset_builder",
+    "custom_folder": "data_builders.custom_folder.custom_folder_dataset_builder",
 }
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
@@ -51,23 +52,31 @@ def builder_class(name: str) -> type[tfds.core.GeneratorBasedBuilder]:
     return importlib.import_module(MODULES[name]).Builder
 
 
-def get_builder(name: str, data_dir: str | None = None) -> tfds.core.GeneratorBasedBuilder:
+def get_builder(
+    name: str,
+    data_dir: str | None = None,
+    config: tfds.core.BuilderConfig | None = None,
+) -> tfds.core.GeneratorBasedBuilder:
     """Instantiates a builder writing ArrayRecord files.
 
     Args:
       name: 'dataset' or 'dataset/config', e.g. 'cuhk01/p486_s0'.
       data_dir: where the prepared dataset lives (see data_dir_or_default).
+      config: a config object instead of a named one (e.g. custom_folder's, or a
+        published config with shrunk counts in tests); ``name`` is then the dataset only.
     """
-    dataset, _, config = name.partition("/")
+    dataset, _, config_name = name.partition("/")
     cls = builder_class(dataset)
-    if config and config not in cls.builder_configs:
+    if config_name and config_name not in cls.builder_configs:
         raise common.DatasetError(
-            f"{dataset}: unknown config {config!r}; choose one of "
+            f"{dataset}: unknown config {config_name!r}; choose one of "
             f"{', '.join(cls.builder_configs)}."
         )
     kwargs = {"data_dir": data_dir_or_default(data_dir), "file_format": "array_record"}
-    if config:
+    if config is not None:
         kwargs["config"] = config
+    elif config_name:
+        kwargs["config"] = config_name
     return cls(**kwargs)
 
 
@@ -76,6 +85,7 @@ def prepare(
     data_dir: str | None = None,
     manual_dir: str | None = None,
     overwrite: bool = False,
+    config: tfds.core.BuilderConfig | None = None,
 ) -> tfds.core.GeneratorBasedBuilder:
     """Builds the dataset if it is not built yet and returns its builder.
 
@@ -84,8 +94,9 @@ def prepare(
       data_dir: where the prepared dataset lives (see data_dir_or_default).
       manual_dir: the folder holding the manual download (datasets that need one).
       overwrite: rebuild even if a prepared copy exists.
+      config: a config object (see get_builder).
     """
-    builder = get_builder(name, data_dir=data_dir)
+    builder = get_builder(name, data_dir=data_dir, config=config)
     dl_config = tfds.download.DownloadConfig(
         manual_dir=os.path.expanduser(manual_dir) if manual_dir else None,
         download_mode=(

@@ -5,6 +5,8 @@ Usage::
   python -m reid_jax.data.build cuhk01/p486_s0 --manual_dir ../shared/data/cuhk01
   python -m reid_jax.data.build synthetic_persons/tiny
   python -m reid_jax.data.build --list
+  python -m reid_jax.data.build custom_folder --manual_dir DIR --config_name NAME \
+      --pattern 'REGEX with (?P<pid>...) and (?P<cam>...)' [--num_test_ids N]
 
 For each split it prints the number of images, identities and cameras, and at the end
 where the files are and how long the build took. A problem with the user's data (missing
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 import tensorflow_datasets as tfds
 
 from data_builders import common, registry
+from data_builders.custom_folder import custom_folder_dataset_builder as custom_folder
 
 _CHUNK = 1024
 
@@ -51,10 +54,24 @@ def list_datasets() -> str:
     return "\n".join(lines)
 
 
-def build(name: str, manual_dir: str | None, data_dir: str | None, overwrite: bool) -> str:
+def custom_config(args: argparse.Namespace) -> custom_folder.CustomConfig:
+    """The custom_folder config described by the command-line flags."""
+    return custom_folder.CustomConfig(
+        name=args.config_name or args.domain,
+        description=f"pattern={args.pattern!r}" if args.pattern else f"csv={args.csv!r}",
+        pattern=args.pattern or "", csv=args.csv or "", domain=args.domain,
+        num_test_ids=args.num_test_ids, split_index=args.split_index,
+        query_camera=args.query_camera, camera_base=args.camera_base,
+        encoding_format=args.encoding_format,
+    )
+
+
+def build(name: str, manual_dir: str | None, data_dir: str | None, overwrite: bool,
+          config: tfds.core.BuilderConfig | None = None) -> str:
     """Prepares ``name`` and returns the report printed by the command."""
     start = time.perf_counter()
-    builder = registry.prepare(name, data_dir=data_dir, manual_dir=manual_dir, overwrite=overwrite)
+    builder = registry.prepare(name, data_dir=data_dir, manual_dir=manual_dir, overwrite=overwrite,
+                               config=config)
     seconds = time.perf_counter() - start
     lines = [f"{builder.name}/{builder.builder_config.name if builder.builder_config else ''}"]
     lines.append(f"{'split':<10} {'images':>8} {'ids':>6} {'cameras':>8}")
@@ -77,14 +94,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     parser.add_argument("--overwrite", action="store_true", help="rebuild an existing copy")
     parser.add_argument("--list", action="store_true", help="list datasets and their configs")
+    custom = parser.add_argument_group("custom_folder (see data_builders/custom_folder)")
+    custom.add_argument("--pattern", help="regex over relative image paths, groups pid, cam or cam0.., split")
+    custom.add_argument("--csv", help="CSV in the manual_dir: path,person_id,camera_id[,split]")
+    custom.add_argument("--config_name", help="name of the prepared copy (default: --domain)")
+    custom.add_argument("--domain", default="custom", help="dataset name stored in every example")
+    custom.add_argument("--num_test_ids", type=int, default=0, help="hold out this many ids for query/gallery")
+    custom.add_argument("--split_index", type=int, default=0, help="seed of the identity split")
+    custom.add_argument("--query_camera", type=int, default=0, help="camera of the query images")
+    custom.add_argument("--camera_base", type=int, default=1, help="subtracted from a cam group")
+    custom.add_argument("--encoding_format", default="jpeg", choices=["jpeg", "png"])
     args = parser.parse_args(argv)
     if args.list:
         print(list_datasets())
         return 0
     if not args.name:
         parser.error("give a dataset name (or --list)")
+    config = None
+    if args.pattern or args.csv:
+        if args.name.partition("/")[0] != custom_folder.Builder.name:
+            parser.error("--pattern and --csv go with the custom_folder dataset")
+        config = custom_config(args)
     try:
-        print(build(args.name, args.manual_dir, args.data_dir, args.overwrite))
+        print(build(args.name, args.manual_dir, args.data_dir, args.overwrite, config))
     except common.DatasetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
