@@ -1,0 +1,113 @@
+"""Re-ID networks assembled from a backbone, a pooling and a neck, and `build_model`.
+
+`ReIDNet` covers the global-feature baselines:
+- BoT (Luo et al., CVPRW 2019): ResNet-50, last stride 1, average pooling, BNNeck.
+- AGW (Ye et al., "Deep Learning for Person Re-identification: A Survey and Outlook",
+  TPAMI 2021): GeM pooling on the same trunk.
+
+Names map to models through the explicit dict `MODELS` (no registries).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from reid_jax.models import heads, resnet
+
+POOLINGS = ("avg", "gem")
+NECKS = ("bnneck", "none")
+
+
+class ReIDNet(nn.Module):
+    """Backbone -> global pooling -> (BNNeck) -> (classifier).
+
+    Attributes:
+        backbone: a key of `resnet.BACKBONES`.
+        stage_sizes: overrides the backbone's blocks per stage (tests: [1, 1, 1, 1]).
+        width: base width of the ResNet (64 as published).
+        last_stride: stride of stage 4 (1 for re-ID).
+        pooling: 'avg' or 'gem'.
+        neck: 'bnneck' or 'none'.
+        num_classes: identities for the classifier; 0 for none (feature extractor).
+        dtype: compute dtype of the backbone; heads and outputs are float32.
+        norm: backbone normalisation, 'bn', 'ibn_a' or 'ibn_b'.
+    """
+
+    backbone: str = "resnet50"
+    stage_sizes: Sequence[int] | None = None
+    width: int = 64
+    last_stride: int = 1
+    pooling: str = "avg"
+    neck: str = "bnneck"
+    num_classes: int = 0
+    dtype: Any = jnp.float32
+    norm: str = "bn"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array | None]:
+        """Embeds a batch of images.
+
+        Args:
+            x: images [N, H, W, 3] float32, already normalised with ImageNet mean/std.
+            train: training mode for BatchNorm.
+
+        Returns:
+            Dict with 'features' ([N, C] pooled, before the neck, float32),
+            'neck_features' ([N, C] after the neck BatchNorm; equal to 'features' when
+            neck='none') and 'logits' ([N, num_classes] float32, or None when
+            num_classes == 0).
+        """
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; expected one of {POOLINGS}")
+        if self.neck not in NECKS:
+            raise ValueError(f"unknown neck {self.neck!r}; expected one of {NECKS}")
+        fmap = resnet.resnet(
+            self.backbone,
+            stage_sizes=self.stage_sizes,
+            width=self.width,
+            last_stride=self.last_stride,
+            dtype=self.dtype,
+            norm=self.norm,
+            name="backbone",
+        )(x, train)
+        if self.pooling == "gem":
+            pooled = heads.GeM(name="pool")(fmap)
+        else:
+            pooled = heads.avg_pool(fmap)
+        return heads.BNNeck(
+            num_classes=self.num_classes, use_bn=self.neck == "bnneck", name="neck"
+        )(pooled, train)
+
+
+MODELS: dict[str, type[nn.Module]] = {"reid_net": ReIDNet}
+
+
+def build_model(model_config: Mapping[str, Any]) -> nn.Module:
+    """Builds a model from a config.
+
+    Args:
+        model_config: ConfigDict or mapping with `name` (a key of `MODELS`, default
+            'reid_net') and any fields of that model class; other keys (e.g.
+            'init_from') are ignored. `dtype` may be a string such as 'bfloat16'.
+
+    Returns:
+        The unbound Flax module.
+    """
+    name = model_config.get("name", "reid_net")
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {list(MODELS)}")
+    cls = MODELS[name]
+    # `name` and `parent` are Linen bookkeeping fields, not architecture.
+    fields = {f.name for f in dataclasses.fields(cls)} - {"name", "parent"}
+    kwargs = {key: model_config[key] for key in model_config.keys() if key in fields}
+    if isinstance(kwargs.get("dtype"), str):
+        kwargs["dtype"] = jnp.dtype(kwargs["dtype"])
+    if kwargs.get("stage_sizes") is not None:
+        kwargs["stage_sizes"] = tuple(kwargs["stage_sizes"])
+    return cls(**kwargs)
