@@ -21,7 +21,7 @@ Metrics per valid query, with ranks counted after the removals above:
   "Deep Learning for Person Re-identification: A Survey and Outlook" (AGW), TPAMI 2021.
 
 Ranking rule: the gallery is ordered by a *stable* ascending sort of the distances,
-so equal distances are ranked by gallery index (lower index first). torchreid uses
+so equal distances are ranked by gallery index (lower index first); -0.0 equals 0.0. torchreid uses
 NumPy's default (unstable) quicksort, whose tie order is unspecified; with
 continuous features ties are rare and the results agree.
 """
@@ -81,10 +81,10 @@ def valid_mask(
     q_pids: np.ndarray,
     q_camids: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which ranked gallery entries count for the protocol, and which are true matches.
+    """Which gallery entries count for the protocol, and which are true matches.
 
     Args:
-      ranked_pids: [q, n] identities of the gallery entries in ranked order.
+      ranked_pids: [q, n] identities of the gallery entries (any order).
       ranked_camids: [q, n] cameras of the same entries.
       q_pids: [q] query identities.
       q_camids: [q] query cameras.
@@ -99,17 +99,45 @@ def valid_mask(
     return keep, same_id & keep
 
 
-def query_stats_from_ranking(
-    order: np.ndarray,
+def _index_bits(num_gallery: int) -> int:
+    return max(1, int(num_gallery - 1).bit_length())
+
+
+def max_block_rows(num_gallery: int) -> int:
+    """Most queries ``query_stats`` takes at once (its sort keys pack row, distance, index)."""
+    return 1 << (63 - 32 - _index_bits(num_gallery))
+
+
+def _order_keys(distances: np.ndarray, index_bits: int) -> np.ndarray:
+    """int64 keys whose order is (row, distance, gallery index), i.e. the stable ranking."""
+    d = np.ascontiguousarray(distances, np.float32) + np.float32(0.0)  # -0.0 -> 0.0
+    bits = d.view(np.int32)
+    # Order-preserving map of IEEE floats to integers: flip the magnitude bits of
+    # negative numbers, then shift into [0, 2^32).
+    mono = (bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))).astype(np.int64) + (1 << 31)
+    mono <<= index_bits
+    mono |= np.arange(d.shape[1], dtype=np.int64)[None, :]
+    mono |= (np.arange(d.shape[0], dtype=np.int64) << (32 + index_bits))[:, None]
+    return mono
+
+
+def query_stats(
+    distances: ArrayLike,
     q_pids: np.ndarray,
     g_pids: np.ndarray,
     q_camids: np.ndarray,
     g_camids: np.ndarray,
 ) -> QueryStats:
-    """Protocol statistics of a block of queries given their full gallery ranking.
+    """Protocol statistics of a block of queries, without sorting the gallery.
+
+    Only the ranks of the true matches matter for CMC, AP and INP. A true match's
+    rank is 1 + (true matches before it) + (kept negatives before it), so the true
+    matches of each row are sorted and every kept negative is located among them
+    with one binary search; a histogram of those positions gives all the ranks.
+    Comparisons use the key (distance, gallery index), the order of a stable sort.
 
     Args:
-      order: [b, g] gallery indices, nearest first (a full ranking of each row).
+      distances: [b, g] distances of a block of queries (b <= ``max_block_rows(g)``).
       q_pids: [b] query identities.
       g_pids: [g] gallery identities.
       q_camids: [b] query cameras.
@@ -118,20 +146,41 @@ def query_stats_from_ranking(
     Returns:
       The block's ``QueryStats``.
     """
-    keep, match = valid_mask(g_pids[order], g_camids[order], q_pids, q_camids)
+    distances = np.asarray(distances)
+    b, g = distances.shape
+    bits = _index_bits(g)
+    if b > max_block_rows(g):
+        raise ValueError(f'At most {max_block_rows(g)} queries per block, got {b}.')
+    keep, match = valid_mask(g_pids[None, :], g_camids[None, :], q_pids, q_camids)
+    distances = np.ascontiguousarray(distances, np.float32)
+    keys = _order_keys(distances, bits)
     num_rel = match.sum(axis=1)
+    pos_keys = np.sort(keys[match])  # row-major: sorted within each row
+    # Negatives ranked after a row's last true match change nothing: skip them
+    # (with good features that is most of the gallery).
+    last = np.where(match, distances, -np.inf).max(axis=1)
+    neg_keys = keys[keep & ~match & (distances <= last[:, None])]
+    del keys
+    n_pos = pos_keys.shape[0]
+    # Slot of every negative among its row's true matches; each row owns
+    # num_rel + 1 consecutive slots, hence the "+ row".
+    neg_row = neg_keys >> (32 + bits)
+    slot = np.searchsorted(pos_keys, neg_keys) + neg_row
+    cum = np.cumsum(np.bincount(slot, minlength=n_pos + b))
+    pos_row = np.repeat(np.arange(b), num_rel)
+    start = np.concatenate([[0], np.cumsum(num_rel)[:-1]])
+    t = np.arange(n_pos) - start[pos_row]  # index of the match within its row
+    own = np.arange(n_pos) + pos_row  # this match's slot
+    base = own - t - 1  # slot before the row's first one
+    negatives_before = cum[own] - np.where(base >= 0, cum[np.maximum(base, 0)], 0)
+    rank = 1 + t + negatives_before
     valid = num_rel > 0
-    # 1-based rank of every kept entry once the removed ones are taken out.
-    rank = np.cumsum(keep, axis=1, dtype=np.int64)
-    hits = np.cumsum(match, axis=1, dtype=np.int64)
-    precision_sum = np.where(match, hits / np.maximum(rank, 1), 0.0).sum(axis=1)
-    first = np.argmax(match, axis=1)
-    last = match.shape[1] - 1 - np.argmax(match[:, ::-1], axis=1)
-    rows = np.arange(order.shape[0])
-    first_rank = np.where(valid, rank[rows, first], 0)
-    last_rank = np.where(valid, rank[rows, last], 1)
-    denom = np.maximum(num_rel, 1)
-    ap = np.where(valid, precision_sum / denom, 0.0)
+    precision_sum = np.bincount(pos_row, weights=(t + 1) / rank, minlength=b)
+    first_rank = np.zeros(b, np.int64)
+    last_rank = np.ones(b, np.int64)
+    first_rank[valid] = rank[start[valid]]
+    last_rank[valid] = rank[start[valid] + num_rel[valid] - 1]
+    ap = np.where(valid, precision_sum / np.maximum(num_rel, 1), 0.0)
     inp = np.where(valid, num_rel / last_rank, 0.0)
     return QueryStats(valid, ap, inp, first_rank)
 
@@ -232,13 +281,11 @@ def evaluate_market(
     g_pids = _as_ids(g_pids, 'g_pids', num_g)
     g_camids = _as_ids(g_camids, 'g_camids', num_g)
     check_max_rank(max_rank, num_g)
-    block = max(1, _CELLS_PER_BLOCK // max(num_g, 1))
-    parts = []
-    for s in range(0, num_q, block):
-        order = stable_ranking(distmat[s:s + block])
-        parts.append(
-            query_stats_from_ranking(order, q_pids[s:s + block], g_pids, q_camids[s:s + block], g_camids)
-        )
+    block = max(1, min(_CELLS_PER_BLOCK // max(num_g, 1), max_block_rows(num_g)))
+    parts = [
+        query_stats(distmat[s:s + block], q_pids[s:s + block], g_pids, q_camids[s:s + block], g_camids)
+        for s in range(0, num_q, block)
+    ]
     if not parts:
         raise ValueError('No queries given.')
     return summarize(concat_stats(parts), max_rank)

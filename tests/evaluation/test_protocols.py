@@ -96,16 +96,17 @@ def _reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
     return np.mean(cmcs, axis=0), np.mean(aps), np.mean(inps), len(aps)
 
 
-@pytest.mark.parametrize('seed', [0, 1])
-def test_matches_numpy_reference_on_random_data(seed):
+@pytest.mark.parametrize('seed,offset', [(0, 0.0), (1, -10.0)])
+def test_matches_numpy_reference_on_random_data(seed, offset):
     rng = np.random.default_rng(seed)
     nq, ng = 40, 300
     q_pids = rng.integers(1, 30, nq)
     g_pids = rng.integers(-1, 30, ng)  # includes junk (-1) and distractors (0)
     q_cams = rng.integers(0, 4, nq)
     g_cams = rng.integers(0, 4, ng)
-    # Quantised distances create many ties.
-    distmat = rng.integers(0, 20, (nq, ng)).astype(np.float32)
+    # Quantised distances create many ties; the offset makes some negative (and -0.0).
+    distmat = rng.integers(0, 20, (nq, ng)).astype(np.float32) + np.float32(offset)
+    distmat[distmat == 0] = -0.0
     cmc, m_ap, m_inp, n_valid = _reference(distmat, q_pids, g_pids, q_cams, g_cams, 50)
     res = protocols.evaluate_market(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=50)
     assert res['num_valid_queries'] == n_valid
