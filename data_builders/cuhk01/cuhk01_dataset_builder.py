@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 
-import numpy as np
 import tensorflow_datasets as tfds
 
-from data_builders import common, manual_files
+from data_builders import common, image_lists, manual_files
 
 DOMAIN = "cuhk01"
 _ANCHOR = "campus"
@@ -43,7 +41,7 @@ _EXPECTED = "campus/0001001.png ... campus/0971004.png (3,884 PNG files)"
 
 
 @dataclasses.dataclass
-class Cuhk01Config(tfds.core.BuilderConfig):
+class Cuhk01Config(image_lists.ReidConfig):
     """One identity protocol and random split, plus the counts the download must have.
 
     Attributes:
@@ -94,17 +92,13 @@ def parse_name(name: str, dataset: str = DOMAIN) -> tuple[int, int]:
 
 def identity_split(person_ids: list[int], num_test_ids: int, split_index: int) -> tuple[list[int], list[int]]:
     """(train ids, test ids), both sorted: see the module docstring for the seed scheme."""
-    perm = np.random.default_rng(split_index).permutation(np.asarray(sorted(person_ids)))
-    test = sorted(int(p) for p in perm[:num_test_ids])
-    train = sorted(int(p) for p in perm[num_test_ids:])
-    return train, test
+    return image_lists.seeded_split(person_ids, num_test_ids, split_index)
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(image_lists.ManualBuilder):
     """CUHK01 from a manual download (``campus/`` or ``CUHK01.zip``)."""
 
     name = "cuhk01"
-    VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First release: 2 protocols x 10 seeded random splits."}
     BUILDER_CONFIGS = _configs()
     DEFAULT_CONFIG_NAME = "p486_s0"
@@ -115,8 +109,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     (3,884 files 0001001.png .. 0971004.png) into the manual_dir, or pass the
     `campus/` folder itself as the manual_dir.
     """
-    # Threads that read and decode images (I/O and zlib/libjpeg release the GIL).
-    NUM_WORKERS = 8
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
@@ -138,23 +130,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             _EXPECTED,
         )
         items = self._scan(files, cfg)
-        # Decode every image now so that a broken file stops the build before writing.
-        for _ in manual_files.imap(lambda it: files.read_image(it[0], DOMAIN), items,
-                                   self.NUM_WORKERS):
-            pass
-        train_ids, test_ids = identity_split(
+        train_ids, _ = identity_split(
             sorted({pid for _, pid, _ in items}), cfg.num_test_ids, cfg.split_index
         )
-        labels = common.contiguous_labels(train_ids)
-        test = set(test_ids)
-        train = [it for it in items if it[1] in labels]
-        query = [it for it in items if it[1] in test and it[2] == 0]
-        gallery = [it for it in items if it[1] in test and it[2] == 1]
-        return {
-            "train": self._generate_examples(files, train, labels),
-            "query": self._generate_examples(files, query, {}),
-            "gallery": self._generate_examples(files, gallery, {}),
-        }
+        train = set(train_ids)
+        by_split: dict[str, list[image_lists.Item]] = {"train": [], "query": [], "gallery": []}
+        for rel, pid, cam in items:
+            split = "train" if pid in train else ("query" if cam == 0 else "gallery")
+            by_split[split].append(image_lists.Item(rel, pid, cam, file_name=f"{_ANCHOR}/{rel}"))
+        # Every image is decoded before anything is written (split_generators' check).
+        return self._splits(files, by_split)
 
     def _scan(self, files: manual_files.ManualFiles, cfg: Cuhk01Config) -> list[tuple[str, int, int]]:
         """Lists campus/ and checks names and counts: [(name, person_id, camera_id)]."""
@@ -186,21 +171,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                         f"{'AB'[cam]}, expected {cfg.images_per_camera}; the download looks "
                         "incomplete, re-extract the archive."
                     )
-        if cfg.num_test_ids >= cfg.num_ids:
-            raise common.DatasetError(
-                f"{DOMAIN}: config {cfg.name!r} asks for {cfg.num_test_ids} test ids out of "
-                f"{cfg.num_ids}."
-            )
         return items
-
-    def _generate_examples(self, files: manual_files.ManualFiles, items: list[tuple[str, int, int]],
-                           labels: dict[int, int]) -> Iterator[tuple[str, dict]]:
-        def load(it: tuple[str, int, int]) -> tuple[str, dict]:
-            rel, pid, cam = it
-            file_name = f"{_ANCHOR}/{rel}"
-            ex = common.make_example(
-                files.read_image(rel, DOMAIN), pid, cam, file_name, DOMAIN, label=labels.get(pid, -1)
-            )
-            return file_name, ex
-
-        yield from manual_files.imap(load, items, self.NUM_WORKERS)
