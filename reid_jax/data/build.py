@@ -29,17 +29,27 @@ from data_builders.custom_folder import custom_folder_dataset_builder as custom_
 _CHUNK = 1024
 
 
-def split_stats(builder: tfds.core.DatasetBuilder, split: str) -> tuple[int, int, int]:
-    """(images, identities, cameras) of one prepared split, read without decoding images."""
+def split_stats(builder: tfds.core.DatasetBuilder, split: str) -> dict[str, int]:
+    """Images, identities, cameras (and tracklets for video) of one prepared split.
+
+    Read without decoding images.
+    """
     source = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
+    video = "tracklet_id" in builder.info.features
     ids: set[int] = set()
     cams: set[int] = set()
+    tracklets: set[int] = set()
     n = len(source)
     for start in range(0, n, _CHUNK):
         for ex in source.__getitems__(list(range(start, min(n, start + _CHUNK)))):
             ids.add(int(ex["person_id"]))
             cams.add(int(ex["camera_id"]))
-    return n, len(ids), len(cams)
+            if video:
+                tracklets.add(int(ex["tracklet_id"]))
+    stats = {"images": n, "ids": len(ids), "cameras": len(cams)}
+    if video:
+        stats["tracklets"] = len(tracklets)
+    return stats
 
 
 def list_datasets() -> str:
@@ -69,17 +79,19 @@ def custom_config(args: argparse.Namespace) -> custom_folder.CustomConfig:
 def build(name: str, manual_dir: str | None, data_dir: str | None, overwrite: bool,
           config: tfds.core.BuilderConfig | None = None) -> str:
     """Prepares ``name`` and returns the report printed by the command."""
+    reused = not overwrite and registry.get_builder(name, data_dir=data_dir, config=config).is_prepared()
     start = time.perf_counter()
     builder = registry.prepare(name, data_dir=data_dir, manual_dir=manual_dir, overwrite=overwrite,
                                config=config)
     seconds = time.perf_counter() - start
     lines = [f"{builder.name}/{builder.builder_config.name if builder.builder_config else ''}"]
-    lines.append(f"{'split':<10} {'images':>8} {'ids':>6} {'cameras':>8}")
-    for split in builder.info.splits:
-        images, ids, cams = split_stats(builder, split)
-        lines.append(f"{split:<10} {images:>8} {ids:>6} {cams:>8}")
+    stats = {split: split_stats(builder, split) for split in builder.info.splits}
+    columns = list(next(iter(stats.values()), {"images": 0, "ids": 0, "cameras": 0}))
+    lines.append(f"{'split':<10}" + "".join(f" {c:>9}" for c in columns))
+    for split, row in stats.items():
+        lines.append(f"{split:<10}" + "".join(f" {row[c]:>9}" for c in columns))
     lines.append(f"written to {builder.data_dir}")
-    lines.append(f"prepared in {seconds:.1f} s")
+    lines.append("already prepared (--overwrite rebuilds it)" if reused else f"prepared in {seconds:.1f} s")
     return "\n".join(lines)
 
 

@@ -52,3 +52,14 @@ def test_list_shows_cuhk01_configs():
     assert res.returncode == 0, res.stderr
     line = next(x for x in res.stdout.splitlines() if x.startswith("cuhk01:"))
     assert "p486_s0" in line and "p100_s9" in line
+
+
+def test_custom_folder_from_pattern(tmp_path):
+    manual = fixture.make_campus(str(tmp_path / "manual"), NUM_IDS)
+    pattern = r"campus/(?P<pid>\d{4})(?:(?P<cam0>00[12])|(?P<cam1>00[34]))\.png"
+    res = run(["custom_folder", "--manual_dir", manual, "--data_dir", str(tmp_path / "out"),
+               "--config_name", "campus", "--num_test_ids", str(NUM_TEST), "--pattern", pattern])
+    assert res.returncode == 0, res.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in res.stdout.splitlines() if line.split()}
+    assert rows["query"] == [str(2 * NUM_TEST), str(NUM_TEST), "1"]
+    assert "custom_folder/campus" in res.stdout
