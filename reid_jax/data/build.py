@@ -17,6 +17,7 @@ folder, wrong layout, unreadable image, wrong counts) ends the command with one 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -79,7 +80,9 @@ def custom_config(args: argparse.Namespace) -> custom_folder.CustomConfig:
 def build(name: str, manual_dir: str | None, data_dir: str | None, overwrite: bool,
           config: tfds.core.BuilderConfig | None = None) -> str:
     """Prepares ``name`` and returns the report printed by the command."""
-    reused = not overwrite and registry.get_builder(name, data_dir=data_dir, config=config).is_prepared()
+    # (builder.is_prepared() would log a warning for a copy that does not exist yet.)
+    existing = registry.get_builder(name, data_dir=data_dir, config=config).data_dir
+    reused = not overwrite and os.path.exists(os.path.join(existing, "dataset_info.json"))
     start = time.perf_counter()
     builder = registry.prepare(name, data_dir=data_dir, manual_dir=manual_dir, overwrite=overwrite,
                                config=config)
