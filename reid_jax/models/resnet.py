@@ -189,8 +189,9 @@ def _block_norms(norm: str, stage: int, index: int, num_blocks: int) -> tuple[bo
 
     IBN-a (`ibn_cfg=('a', 'a', 'a', None)`): every block of stages 1-3 splits its first
     norm. IBN-b (`ibn_cfg=('b', 'b', None, None)`): InstanceNorm after the residual sum
-    in the *last* block of stages 1-2 only (`None if (ibn == 'b' and i < blocks-1)`),
-    plus an InstanceNorm stem (see `ResNet`).
+    in the *last* block of stages 1-2 only, plus an InstanceNorm stem (see `ResNet`).
+    The official `_make_layer` never gives it to the first block of a stage
+    (`None if ibn == 'b'`), so a one-block stage has none; we follow the code.
 
     Args:
         norm: 'bn', 'ibn_a' or 'ibn_b'.
@@ -202,7 +203,7 @@ def _block_norms(norm: str, stage: int, index: int, num_blocks: int) -> tuple[bo
         (ibn_a, ibn_b) flags for the block.
     """
     ibn_a = norm == "ibn_a" and stage < 3
-    ibn_b = norm == "ibn_b" and stage < 2 and index == num_blocks - 1
+    ibn_b = norm == "ibn_b" and stage < 2 and index == num_blocks - 1 and index > 0
     return ibn_a, ibn_b
 
 

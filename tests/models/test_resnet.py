@@ -4,6 +4,7 @@ Shape checks use `jax.eval_shape` (tracing only, no compilation) to keep the sui
 on CPU; numerical checks run one jitted tiny network.
 """
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -102,3 +103,87 @@ def test_unknown_names_are_refused():
     model = resnet.ResNet(stage_sizes=TINY, block="basic", width=8, norm="gn")
     with pytest.raises(ValueError, match="unknown norm"):
         _shapes(model)
+
+
+# ----------------------------------------------------------------------------- IBN-Net
+
+
+def _flat(tree):
+    return flax.traverse_util.flatten_dict(tree, sep="/")
+
+
+def test_ibn_a_placement():
+    model = resnet.resnet("resnet50", stage_sizes=[2, 1, 1, 1], width=8, norm="ibn_a")
+    variables, _ = _shapes(model)
+    params, stats = _flat(variables["params"]), _flat(variables["batch_stats"])
+    for block in ("layer1_0", "layer1_1", "layer2_0", "layer3_0"):
+        channels = params[f"{block}/conv1/kernel"].shape[-1]
+        half = channels // 2
+        assert params[f"{block}/bn1/IN/scale"].shape == (half,)
+        assert params[f"{block}/bn1/BN/scale"].shape == (channels - half,)
+        assert stats[f"{block}/bn1/BN/mean"].shape == (channels - half,)
+        assert f"{block}/bn1/IN/mean" not in stats  # InstanceNorm keeps no running stats
+    assert "layer4_0/bn1/scale" in params  # stage 4 keeps plain BatchNorm
+    assert "bn1/mean" in stats  # and so does the stem
+
+
+def test_ibn_b_placement():
+    model = resnet.resnet("resnet18", stage_sizes=[2, 3, 2, 1], width=8, norm="ibn_b")
+    variables, _ = _shapes(model)
+    params, stats = _flat(variables["params"]), _flat(variables["batch_stats"])
+    assert "bn1/scale" in params and "bn1/mean" not in stats  # InstanceNorm stem
+    with_in = {key.split("/")[0] for key in params if key.endswith("/IN/scale")}
+    # Last block of stages 1 and 2 only; never the first block of a stage.
+    assert with_in == {"layer1_1", "layer2_2"}
+    assert params["layer2_2/IN/scale"].shape == (16,)
+
+
+@pytest.mark.parametrize(
+    ("norm", "expected"),
+    # IBN-a splits channels, same count as ResNet-50; IBN-b adds the affine
+    # InstanceNorms after layer1.2 (2 * 256) and layer2.3 (2 * 512).
+    [("ibn_a", 23_508_032), ("ibn_b", 23_508_032 + 2 * 256 + 2 * 512)],
+)
+def test_ibn_full_depth_parameter_count(norm, expected):
+    variables, _ = _shapes(resnet.resnet("resnet50", norm=norm), (1, 64, 32, 3))
+    assert _count(variables["params"]) == expected
+
+
+def _instance_norm_ref(x, eps=1e-5):
+    out = np.empty_like(x)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[-1]):
+            v = x[n, :, :, c]
+            out[n, :, :, c] = (v - v.mean()) / np.sqrt(v.var() + eps)
+    return out
+
+
+def _batch_norm_ref(x, eps=1e-5):
+    out = np.empty_like(x)
+    for c in range(x.shape[-1]):
+        v = x[..., c]
+        out[..., c] = (v - v.mean()) / np.sqrt(v.var() + eps)
+    return out
+
+
+def test_ibn_module_matches_reference():
+    x = np.asarray(jax.random.normal(jax.random.key(0), (3, 4, 2, 5))) * 2.0 + 1.0
+    module = resnet.IBN()
+    variables = module.init(jax.random.key(1), x, train=False)
+    y, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
+    # int(5 * 0.5) = 2 instance-normalised channels, 3 batch-normalised ones.
+    ref = np.concatenate([_instance_norm_ref(x[..., :2]), _batch_norm_ref(x[..., 2:])], -1)
+    np.testing.assert_allclose(y, ref, atol=1e-4)
+    assert updates["batch_stats"]["BN"]["mean"].shape == (3,)
+    # Eval mode: the instance half still uses per-sample statistics.
+    y_eval = module.apply(variables, x, train=False)
+    np.testing.assert_allclose(y_eval[..., :2], ref[..., :2], atol=1e-4)
+
+
+@pytest.mark.parametrize("norm", ["ibn_a", "ibn_b"])
+def test_ibn_runs(norm):
+    model = resnet.resnet("resnet18", stage_sizes=[2, 2, 1, 1], width=8, norm=norm)
+    x = jax.random.normal(jax.random.key(0), (2, 32, 16, 3))
+    key = jax.random.key(1, impl="unsafe_rbg")
+    y, _ = jax.jit(lambda x: model.init_with_output(key, x, train=False))(x)
+    assert y.shape == (2, 2, 1, 64) and np.isfinite(y).all()
