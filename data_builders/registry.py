@@ -52,6 +52,21 @@ def builder_class(name: str) -> type[tfds.core.GeneratorBasedBuilder]:
     return importlib.import_module(MODULES[name]).Builder
 
 
+def _prepared_copy(data_dir: str, dataset: str, config_name: str) -> str | None:
+    """The newest prepared version folder of ``dataset/config_name`` under data_dir, if any."""
+    root = os.path.join(data_dir, dataset, config_name)
+    if not os.path.isdir(root):
+        return None
+    versions = [
+        v for v in os.listdir(root)
+        if os.path.exists(os.path.join(root, v, "dataset_info.json"))
+    ]
+    if not versions:
+        return None
+    newest = max(versions, key=lambda v: tuple(int(x) for x in v.split(".") if x.isdigit()))
+    return os.path.join(root, newest)
+
+
 def get_builder(
     name: str,
     data_dir: str | None = None,
@@ -67,10 +82,15 @@ def get_builder(
     """
     dataset, _, config_name = name.partition("/")
     cls = builder_class(dataset)
-    if config_name and config_name not in cls.builder_configs:
+    if config_name and config_name not in cls.builder_configs and config is None:
+        # A copy prepared with a config object (custom_folder, shrunk test configs) is
+        # read back by name from its folder.
+        prepared = _prepared_copy(data_dir_or_default(data_dir), dataset, config_name)
+        if prepared:
+            return tfds.builder_from_directory(prepared)
         raise common.DatasetError(
-            f"{dataset}: unknown config {config_name!r}; choose one of "
-            f"{', '.join(cls.builder_configs)}."
+            f"{dataset}: unknown config {config_name!r} and no prepared copy of it; choose one "
+            f"of {', '.join(cls.builder_configs)}."
         )
     kwargs = {"data_dir": data_dir_or_default(data_dir), "file_format": "array_record"}
     if config is not None:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from data_builders import common, fixtures, image_lists
+from data_builders import common, fixtures, image_lists, registry
 from data_builders.cuhk01 import fixture as cuhk01_fixture
 from data_builders.custom_folder import custom_folder_dataset_builder as custom
 
@@ -63,3 +63,13 @@ def test_bad_descriptions(tmp_path, fields, match):
     fixtures.write_image(os.path.join(manual, "a", "1.png"))
     with pytest.raises(common.DatasetError, match=match):
         build(tmp_path, manual, **fields)
+
+
+def test_prepared_copy_reads_back_by_name(tmp_path):
+    manual = cuhk01_fixture.make_campus(str(tmp_path / "m"), num_ids=4)
+    cfg = custom.CustomConfig(name="campus", pattern=CUHK01_PATTERN, num_test_ids=2, encoding_format="png")
+    registry.prepare("custom_folder", data_dir=str(tmp_path / "t"), manual_dir=manual, config=cfg)
+    builder = registry.get_builder("custom_folder/campus", data_dir=str(tmp_path / "t"))
+    assert builder.info.splits["gallery"].num_examples == 4
+    with pytest.raises(common.DatasetError, match="unknown config 'other' and no prepared copy"):
+        registry.get_builder("custom_folder/other", data_dir=str(tmp_path / "t"))
