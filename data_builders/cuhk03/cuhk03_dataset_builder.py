@@ -22,7 +22,11 @@ Configs:
   test set K (100), train = the other 1,367; query = the test persons' first-view
   images, gallery = their second-view images (the classic metric samples one gallery
   image per person, 10 times; that is the evaluator's job).
-Counts checked everywhere: 1,467 persons in 5 camera pairs.
+- ``np_labeled_folders`` / ``np_detected_folders``: CUHK03-NP as distributed in image
+  folders (``cuhk03-np/{labeled,detected}/{bounding_box_train,query,bounding_box_test}/
+  PPPP_cC_N.png``, zhunzhong07/person-re-ranking; JPEG copies are read too); same splits and counts as ``np_*``,
+  but ``person_id`` is the folder release's own 4-digit number and no h5py is needed.
+Counts checked for the .mat configs: 1,467 persons in 5 camera pairs.
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ class Cuhk03Config(image_lists.ReidConfig):
 
     Attributes:
       boxes: 'labeled' (hand-drawn) or 'detected' (DPM detector).
-      protocol: 'np' (CUHK03-NP) or 'classic' (20 test sets; split_index picks one).
+      protocol: 'np' (CUHK03-NP from the .mat files), 'np_folders' (CUHK03-NP image
+        folders) or 'classic' (20 test sets; split_index picks one).
       num_ids: persons over the 5 camera pairs (1,467).
       num_pairs: camera pairs (5).
     """
@@ -76,6 +81,11 @@ def _configs() -> list[Cuhk03Config]:
     out = [
         Cuhk03Config(name=f"np_{b}", description=f"CUHK03-NP, {b} boxes.", counts=NP_COUNTS[b],
                      num_cameras=2, boxes=b, protocol="np")
+        for b in ("labeled", "detected")
+    ]
+    out += [
+        Cuhk03Config(name=f"np_{b}_folders", description=f"CUHK03-NP image folders, {b} boxes.",
+                     counts=NP_COUNTS[b], num_cameras=2, boxes=b, protocol="np_folders")
         for b in ("labeled", "detected")
     ]
     for b in ("labeled", "detected"):
@@ -120,6 +130,8 @@ class Builder(image_lists.ManualBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict:
         cfg = self.builder_config
+        if cfg.protocol == "np_folders":
+            return self._np_folders(dl_manager, cfg)
         if h5py is None:
             raise common.DatasetError(f"{DOMAIN}: reading {MAT} (MATLAB v7.3) needs h5py; pip install h5py.")
         manual = common.manual_dir(dl_manager, DOMAIN, EXPECTED)
@@ -148,6 +160,22 @@ class Builder(image_lists.ManualBuilder):
 
         # h5py serializes every read behind one lock: one reader thread is as fast as many.
         return self._splits(files, splits, load=load, workers=1)
+
+    def _np_folders(self, dl_manager: tfds.download.DownloadManager, cfg: Cuhk03Config) -> dict:
+        folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+        expected = f"cuhk03-np/{cfg.boxes}/{{bounding_box_train,query,bounding_box_test}}/PPPP_cC_N.png"
+        files = manual_files.locate_root(
+            common.manual_dir(dl_manager, DOMAIN, expected), DOMAIN,
+            [f"{cfg.boxes}/{f}" for f in folders.values()], ("cuhk03-np.zip", "CUHK03-NP.zip"), expected,
+            depth=3,
+        )
+        splits = {}
+        for split, folder in folders.items():
+            splits[split] = []
+            for rel, m in image_lists.scan_folder(files, f"{cfg.boxes}/{folder}", r"(\d{4})_c([12])_\w+\.(?:png|jpg)",
+                                                  DOMAIN, "0001_c1_1.png"):
+                splits[split].append(image_lists.Item(rel, int(m.group(1)), int(m.group(2)) - 1))
+        return self._splits(files, splits)
 
     def _index(self, mat: object, cfg: Cuhk03Config) -> dict[str, object]:
         """Names and HDF5 references of every non-empty image cell."""

@@ -97,6 +97,20 @@ def test_missing_protocol_file(tmp_path):
 
 def test_configs_and_counts():
     cfgs = cuhk03.Builder.builder_configs
-    assert len(cfgs) == 42 and cuhk03.Builder.DEFAULT_CONFIG_NAME == "np_labeled"
+    assert len(cfgs) == 44 and cuhk03.Builder.DEFAULT_CONFIG_NAME == "np_labeled"
     assert cfgs["np_labeled"].counts["gallery"] == (5328, 700)
     assert cfgs["np_detected"].counts["train"] == (7365, 767) and cfgs["classic_detected_s19"].split_index == 19
+
+
+def test_np_folders(tmp_path):
+    top = tmp_path / "m" / "cuhk03-np" / "detected"
+    for folder, names in {"bounding_box_train": ["0001_c1_1.png", "0001_c2_2.png", "0005_c1_1.png"],
+                          "query": ["0002_c1_1.png"], "bounding_box_test": ["0002_c2_2.png", "0002_c2_3.png"]}.items():
+        for n in names:
+            fixtures.write_image(str(top / folder / n))
+    cfg = dataclasses.replace(cuhk03.Builder.builder_configs["np_detected_folders"], name="tiny_folders",
+                              counts={"train": (3, 2), "query": (1, 1), "gallery": (2, 1)})
+    data = fixtures.read_splits(fixtures.build(cuhk03.Builder, cfg, str(tmp_path / "m"), str(tmp_path / "t")))
+    assert [(int(e["person_id"]), int(e["camera_id"]), int(e["label"])) for e in data["train"]] == [
+        (1, 0, 0), (1, 1, 0), (5, 0, 1)]
+    assert data["gallery"][0]["file_name"] == "detected/bounding_box_test/0002_c2_2.png"
