@@ -7,6 +7,20 @@
   Recognition", ECCV 2016, in BoT's form (`layers/center_loss.py`: sum of squared
   distances to the class centre divided by the batch size, no 1/2 factor). The centres
   are an explicit array; the trainer owns and updates them.
+- Weighted regularization triplet: Ye et al., "Deep Learning for Person
+  Re-identification: A Survey and Outlook", TPAMI 2021 (AGW), eq. 6; details from the
+  official code (mangye16/ReID-Survey, `modeling/layer/triplet_loss.py`,
+  `WeightedRegularizedTriplet`): softmax weights over the distances of the positives
+  (the anchor itself included, as there) and over the negated distances of the
+  negatives, soft margin, no hyper-parameter.
+- Pairwise circle loss: Sun et al., "Circle Loss: A Unified Perspective of Pair
+  Similarity Optimization", CVPR 2020, eq. 6 with pair-wise labels on cosine
+  similarities; the weights alpha are constants for back-propagation (stop gradient),
+  as in the paper and fast-reid (`fastreid/modeling/losses/circle_loss.py`). Defaults
+  m=0.25, gamma=128 from fast-reid `fastreid/config/defaults.py`
+  (`MODEL.LOSSES.CIRCLE.MARGIN/GAMMA`).
+
+Anchors without a positive or without a negative are left out of every mean here.
 """
 
 from __future__ import annotations
@@ -18,6 +32,11 @@ import jax.numpy as jnp
 # gradient of sqrt at 0 is infinite, and 0 * inf would poison masked entries.
 DIST_EPS = 1e-12
 TRIPLET_MARGIN = 0.3
+CIRCLE_MARGIN = 0.25
+CIRCLE_GAMMA = 128.0
+# A finite stand-in for -inf in masked log-sum-exps (fast-reid uses -99999999): keeps
+# every gradient finite; rows that would be all-masked are left out of the mean anyway.
+_MASKED_LOGIT = -1e9
 
 
 def pairwise_distances(x: jax.Array, y: jax.Array, squared: bool = False) -> jax.Array:
@@ -112,3 +131,76 @@ def center_loss(features: jax.Array, labels: jax.Array, centers: jax.Array) -> j
     dtype = jnp.promote_types(features.dtype, jnp.float32)
     diff = jnp.asarray(features, dtype) - jnp.asarray(centers, dtype)[labels]
     return jnp.mean(jnp.sum(diff * diff, axis=-1))
+
+
+def _masked_softmax(logits: jax.Array, mask: jax.Array) -> jax.Array:
+    logits = jnp.where(mask, logits, _MASKED_LOGIT)
+    logits = logits - jax.lax.stop_gradient(jnp.max(logits, axis=1, keepdims=True))
+    weights = jnp.where(mask, jnp.exp(logits), 0.0)
+    return weights / jnp.maximum(jnp.sum(weights, axis=1, keepdims=True), 1e-12)
+
+
+def weighted_regularized_triplet(features: jax.Array, labels: jax.Array) -> jax.Array:
+    """AGW weighted regularization triplet (Ye et al., TPAMI 2021).
+
+    Per anchor i: d_p = sum_j w_ij d_ij over positives with w = softmax(d) (the far
+    positives weigh most), d_n = sum_k w_ik d_ik over negatives with w = softmax(-d),
+    loss softplus(d_p - d_n). Following the official code, the anchor counts among its
+    own positives (at distance ~0, so with the smallest weight).
+
+    Args:
+        features: [N, D] embeddings.
+        labels: [N] integer identities.
+
+    Returns:
+        Scalar mean over anchors with at least one negative (0 when there is none).
+    """
+    dist = pairwise_distances(features, features)
+    pos_mask = labels[:, None] == labels[None, :]
+    neg_mask = ~pos_mask
+    d_pos = jnp.sum(_masked_softmax(dist, pos_mask) * dist, axis=1)
+    d_neg = jnp.sum(_masked_softmax(-dist, neg_mask) * dist, axis=1)
+    return _masked_mean(jax.nn.softplus(d_pos - d_neg), jnp.any(neg_mask, axis=1))
+
+
+def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    x = jnp.asarray(x, jnp.promote_types(x.dtype, jnp.float32))
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+def pairwise_circle_loss(
+    features: jax.Array,
+    labels: jax.Array,
+    margin: float = CIRCLE_MARGIN,
+    gamma: float = CIRCLE_GAMMA,
+) -> jax.Array:
+    """Circle loss with pair-wise labels (Sun et al., CVPR 2020, eq. 6).
+
+    On cosine similarities s of L2-normalised features, per anchor:
+    softplus(logsumexp_n(gamma * a_n * (s_n - m)) + logsumexp_p(-gamma * a_p * (s_p - 1 + m)))
+    with a_p = relu(1 + m - s_p), a_n = relu(s_n + m) held constant in the gradient.
+
+    Args:
+        features: [N, D] embeddings (normalised here).
+        labels: [N] integer identities.
+        margin: relaxation m (optima 1 - m and m, decision margins 1 - m and m).
+        gamma: scale.
+
+    Returns:
+        Scalar mean over anchors with at least one positive (other than itself) and
+        one negative (0 when there is none).
+    """
+    emb = _l2_normalize(features)
+    sim = emb @ emb.T
+    same = labels[:, None] == labels[None, :]
+    pos_mask = same & ~jnp.eye(labels.shape[0], dtype=bool)
+    neg_mask = ~same
+    alpha_p = jax.nn.relu(1.0 + margin - jax.lax.stop_gradient(sim))
+    alpha_n = jax.nn.relu(jax.lax.stop_gradient(sim) + margin)
+    logit_p = jnp.where(pos_mask, -gamma * alpha_p * (sim - (1.0 - margin)), _MASKED_LOGIT)
+    logit_n = jnp.where(neg_mask, gamma * alpha_n * (sim - margin), _MASKED_LOGIT)
+    per_anchor = jax.nn.softplus(
+        jax.nn.logsumexp(logit_p, axis=1) + jax.nn.logsumexp(logit_n, axis=1)
+    )
+    valid = jnp.any(pos_mask, axis=1) & jnp.any(neg_mask, axis=1)
+    return _masked_mean(per_anchor, valid)

@@ -10,6 +10,8 @@
   BatchNorm1d bias is frozen at 0 (`bottleneck.bias.requires_grad_(False)`; here the
   trainer freezes the param named `bnneck/bias` through an optax mask), weight 1,
   classifier weights normal(std=0.001) (`weights_init_classifier`).
+- CosineClassifier: cos(theta) between L2-normalised features and class weights, the
+  input of the margin softmaxes in `reid_jax/losses/margin.py` (CosFace, ArcFace).
 """
 
 from __future__ import annotations
@@ -123,3 +125,33 @@ class BNNeck(nn.Module):
                 name="classifier",
             )(neck)
         return {"features": features, "neck_features": neck, "logits": logits}
+
+
+class CosineClassifier(nn.Module):
+    """Cosine similarities to learnable class weights (input of CosFace / ArcFace).
+
+    Attributes:
+        num_classes: number of classes K.
+        std: init std of the (then normalised) weights; BoT's classifier value.
+    """
+
+    num_classes: int
+    std: float = CLASSIFIER_STD
+
+    @nn.compact
+    def __call__(self, features: jax.Array) -> jax.Array:
+        """Computes cos(theta).
+
+        Args:
+            features: [N, D] embeddings.
+
+        Returns:
+            [N, K] cosines in [-1, 1], float32.
+        """
+        features = jnp.asarray(features, jnp.float32)
+        kernel = self.param(
+            "kernel", nn.initializers.normal(self.std), (features.shape[-1], self.num_classes)
+        )
+        features = features / jnp.maximum(jnp.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
+        kernel = kernel / jnp.maximum(jnp.linalg.norm(kernel, axis=0, keepdims=True), 1e-12)
+        return features @ kernel

@@ -72,3 +72,22 @@ def test_bnneck_without_classifier_or_bn():
     out, variables = plain.init_with_output(jax.random.key(1), feats, train=False)
     np.testing.assert_allclose(out["neck_features"], feats)
     assert "batch_stats" not in variables
+
+
+def test_cosine_classifier():
+    feats = jax.random.normal(jax.random.key(0), (4, 6)) * 5.0
+    module = heads.CosineClassifier(num_classes=3)
+    variables = module.init(jax.random.key(1), feats)
+    kernel = np.asarray(variables["params"]["kernel"])
+    assert kernel.shape == (6, 3)
+    f = np.asarray(feats)
+    ref = np.array(
+        [
+            [
+                f[i] @ kernel[:, c] / np.linalg.norm(f[i]) / np.linalg.norm(kernel[:, c])
+                for c in range(3)
+            ]
+            for i in range(4)
+        ]
+    )
+    np.testing.assert_allclose(module.apply(variables, feats), ref, rtol=1e-5, atol=1e-6)
