@@ -209,8 +209,9 @@ def locate_root(
     """Finds the dataset's top folder: the one that holds ``markers[0]``.
 
     Looked for in ``manual_dir`` itself, then in its sub-folders down to ``depth``
-    levels (sorted, first match wins), then inside the archives ``zip_names`` (at any
-    depth). Every other marker must then exist below the same top folder.
+    levels (sorted; a folder holding every marker wins over one holding only the
+    first), then inside the archives ``zip_names`` (at any depth). Every other marker
+    must then exist below the same top folder.
 
     Args:
       manual_dir: the folder the user passed as --manual_dir.
@@ -228,9 +229,12 @@ def locate_root(
     found = None
     frontier = [manual_dir]
     for _ in range(depth + 1):
-        hit = next((d for d in frontier if os.path.exists(os.path.join(d, markers[0]))), None)
-        if hit:
-            found = ManualFiles(hit)
+        holding = [d for d in frontier if os.path.exists(os.path.join(d, markers[0]))]
+        # Prefer a folder that holds every marker (e.g. MSMT17_V2 beside MSMT17_V1);
+        # else the first one, whose missing marker is then reported.
+        complete = [d for d in holding if all(os.path.exists(os.path.join(d, m)) for m in markers)]
+        if holding:
+            found = ManualFiles((complete or holding)[0])
             break
         frontier = [
             os.path.join(d, e.name)

@@ -67,3 +67,10 @@ def test_bad_input(tmp_path, case, match):
             f.write("0001/oops.jpg 1\n")
     with pytest.raises(common.DatasetError, match=match):
         fixtures.build(msmt.Builder, tiny("v1"), manual, str(tmp_path / "t"))
+
+
+def test_skips_other_folders_holding_a_train_folder(tmp_path):
+    manual = make_msmt(str(tmp_path / "m"), "v1")
+    fixtures.write_image(os.path.join(manual, "DukeMTMC-VideoReID", "train", "0001", "0001", "x.jpg"))
+    data = fixtures.read_splits(fixtures.build(msmt.Builder, tiny("v1"), manual, str(tmp_path / "t")))
+    assert data["query"][0]["file_name"].startswith("test/")
