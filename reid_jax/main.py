@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ml_collections
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from data_builders import common as builders_common
@@ -59,6 +59,28 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict[str,
     return TRAINERS[config.trainer][mode](config, workdir)
 
 
+def _one_line(e: BaseException) -> str:
+    """The last meaningful line of an exception raised while parsing flags."""
+    lines = [ln.strip() for ln in str(e).replace("\\n", "\n").splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("Pass --help", "File ", "^", "~"))]
+    return lines[-1].strip("'\"") if lines else type(e).__name__
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing where a bad config name or override is one line, not a traceback."""
+    try:
+        rest = flags.FLAGS(argv)
+        if _CONFIG.value is not None:
+            _CONFIG.value.get("trainer")  # a config file that failed to load raises here
+        return rest
+    except Exception as e:  # noqa: BLE001 (any parse failure is the user's flags)
+        msg = _one_line(e)
+        if msg.startswith("Did you mean"):
+            msg = f"unknown config key; {msg}"
+        print(f"error: {msg} (in the command-line flags: {' '.join(argv[1:])})", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str]) -> None:
     """absl main: checks flags, runs, prints the summary table."""
     if len(argv) > 1:
@@ -67,6 +89,7 @@ def main(argv: list[str]) -> None:
         print("error: --config and --workdir are required, e.g. --config "
               "experiments/bot.py:synthetic --workdir runs/bot_synth", file=sys.stderr)
         sys.exit(2)
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     try:
         result = run(_CONFIG.value, _WORKDIR.value, _MODE.value)
     except (errors.ReidError, builders_common.DatasetError) as e:
@@ -76,4 +99,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

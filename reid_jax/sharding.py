@@ -27,7 +27,10 @@ def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
             f"config asks for {n} devices but only {len(devices)} are visible; "
             "set --config.num_devices=0 (all)."
         )
-    return jax.make_mesh((n,), ("data",), devices=devices[:n])
+    # Auto axes: XLA propagates shardings inside the step (JAX >= 0.7 defaults to Explicit).
+    return jax.make_mesh(
+        (n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices[:n]
+    )
 
 
 def data_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:

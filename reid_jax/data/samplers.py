@@ -114,7 +114,9 @@ def pk_batches(
                 if not queues.get(int(i)):
                     queues[int(i)] = _chunks(rng, members[int(i)], camera_ids, k)
             ready = list(ids)
-        chosen = rng.choice(np.asarray(ready), size=p, replace=False)
+        # Identities with more chunks left are drawn more often, so an epoch covers the data.
+        left = np.asarray([len(queues[int(i)]) for i in ready], dtype=np.float64)
+        chosen = rng.choice(np.asarray(ready), size=p, replace=False, p=left / left.sum())
         out[b] = np.concatenate([queues[int(i)].pop() for i in chosen])
     return out
 

@@ -1,0 +1,76 @@
+"""P x K sampler and padded eval batches."""
+
+import numpy as np
+import pytest
+
+from reid_jax import errors
+from reid_jax.data import samplers
+
+
+def _toy(num_ids=10, per_id=6, num_cams=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(num_ids), per_id)
+    cams = rng.integers(0, num_cams, size=labels.size)
+    return labels, cams
+
+
+def test_each_batch_holds_p_identities_with_k_instances():
+    labels, cams = _toy()
+    b = samplers.pk_batches(labels, cams, p=4, k=3, seed=1, epoch=0)
+    assert b.shape == (samplers.steps_per_epoch(labels, 4, 3), 12)
+    for row in b:
+        ids = labels[row].reshape(4, 3)
+        assert (ids == ids[:, :1]).all()  # K consecutive instances of one identity
+        assert len(set(ids[:, 0])) == 4  # P distinct identities
+
+
+def test_deterministic_per_seed_and_epoch():
+    labels, cams = _toy()
+    a = samplers.pk_batches(labels, cams, 4, 3, seed=5, epoch=2)
+    b = samplers.pk_batches(labels, cams, 4, 3, seed=5, epoch=2)
+    c = samplers.pk_batches(labels, cams, 4, 3, seed=5, epoch=3)
+    d = samplers.pk_batches(labels, cams, 4, 3, seed=6, epoch=2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.array_equal(a, d)
+
+
+def test_prefers_different_cameras():
+    # Identity 0 has two images in each of three cameras: K=3 must take one per camera.
+    labels = np.array([0] * 6 + [1] * 6)
+    cams = np.array([0, 0, 1, 1, 2, 2] * 2)
+    for epoch in range(5):
+        for row in samplers.pk_batches(labels, cams, p=2, k=3, seed=0, epoch=epoch):
+            for chunk in row.reshape(2, 3):
+                assert sorted(cams[chunk]) == [0, 1, 2]
+
+
+def test_small_identity_sampled_with_replacement_and_ignores_unlabelled():
+    labels = np.array([0, 0, 0, 0, 1, -1, -1])
+    cams = np.zeros(7, int)
+    b = samplers.pk_batches(labels, cams, p=2, k=3, seed=0, epoch=0, num_batches=4)
+    assert (labels[b] >= 0).all()
+    assert ((labels[b] == 1).sum(axis=1) == 3).all()  # id 1 has one image, drawn 3 times
+
+
+def test_every_image_used_about_once_per_epoch():
+    labels, cams = _toy(num_ids=12, per_id=8)
+    b = samplers.pk_batches(labels, cams, p=4, k=4, seed=3, epoch=0)
+    counts = np.bincount(b.ravel(), minlength=labels.size)
+    assert counts.max() <= 2 and (counts > 0).mean() > 0.9
+
+
+@pytest.mark.parametrize(
+    "p,k,devices,match",
+    [(20, 4, 1, "only 10 identities"), (4, 1, 1, "K >= 2"), (3, 3, 2, "not divisible")],
+)
+def test_impossible_pk_is_a_clear_error(p, k, devices, match):
+    labels, _ = _toy()
+    with pytest.raises(errors.ReidError, match=match):
+        samplers.check_pk(labels, p, k, devices)
+
+
+def test_eval_batches_pad_and_mask():
+    idx, mask = samplers.eval_batches(10, 4)
+    assert idx.shape == mask.shape == (3, 4)
+    np.testing.assert_array_equal(idx[mask], np.arange(10))
+    assert mask.sum() == 10 and not mask[-1, 2:].any()
