@@ -16,6 +16,8 @@ Re-ID specifics:
   Pan et al., "Two at Once: Enhancing Learning and Generalization Capacities via
   IBN-Net", ECCV 2018; the placement follows the official code (XingangPan/IBN-Net,
   `ibnnet/resnet_ibn.py`), see `_block_norms`.
+- `non_local` inserts non-local blocks after the last blocks of each stage (AGW, see
+  `reid_jax/models/non_local.py`); they are named `NL_{stage}_{k}`.
 
 Parameter names mirror torchvision: `conv1`, `bn1`, `layer{1..4}_{j}` with `conv{k}`,
 `bn{k}`, `downsample_conv`, `downsample_bn` inside each block.
@@ -29,6 +31,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from reid_jax.models import non_local as nl_block
 
 # torchvision: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu") draws an
 # untruncated normal with variance 2 / fan_out.
@@ -217,6 +221,10 @@ class ResNet(nn.Module):
         last_stride: stride of stage 4 (1 for re-ID, BoT; 2 for ImageNet).
         dtype: compute dtype; parameters stay float32.
         norm: 'bn', 'ibn_a' or 'ibn_b'.
+        non_local: per stage, how many non-local blocks follow its last blocks
+            (AGW: (0, 2, 3, 0)); capped at the stage's number of blocks.
+        non_local_inter: embedding channels of those blocks (1 as the official AGW
+            code, None for C // 2 as Wang et al.).
     """
 
     stage_sizes: Sequence[int]
@@ -225,6 +233,8 @@ class ResNet(nn.Module):
     last_stride: int = 1
     dtype: Any = jnp.float32
     norm: str = "bn"
+    non_local: Sequence[int] = (0, 0, 0, 0)
+    non_local_inter: int | None = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -242,8 +252,11 @@ class ResNet(nn.Module):
             raise ValueError(f"unknown block {self.block!r}; expected one of {list(BLOCKS)}")
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm {self.norm!r}; expected one of {NORMS}")
-        if len(self.stage_sizes) != 4:
-            raise ValueError(f"stage_sizes must have 4 entries, got {self.stage_sizes}")
+        if len(self.stage_sizes) != 4 or len(self.non_local) != 4:
+            raise ValueError(
+                f"stage_sizes and non_local need 4 entries, got {self.stage_sizes}, "
+                f"{self.non_local}"
+            )
         block_cls = BLOCKS[self.block]
 
         x = jnp.asarray(x, self.dtype)
@@ -283,6 +296,14 @@ class ResNet(nn.Module):
                     dtype=self.dtype,
                     name=f"layer{stage + 1}_{index}",
                 )(x, train)
+                # AGW: a non-local block after each of the last `non_local[stage]` blocks.
+                first_nl = num_blocks - min(self.non_local[stage], num_blocks)
+                if index >= first_nl:
+                    x = nl_block.NonLocal(
+                        inter_channels=self.non_local_inter,
+                        dtype=self.dtype,
+                        name=f"NL_{stage + 1}_{index - first_nl}",
+                    )(x, train)
         return x
 
 
@@ -291,7 +312,8 @@ def resnet(name: str, /, **kwargs: Any) -> ResNet:
 
     Args:
         name: a key of `BACKBONES` ('resnet18', 'resnet34', 'resnet50', 'resnet101').
-        **kwargs: other `ResNet` fields (`width`, `last_stride`, `dtype`, `norm`), and
+        **kwargs: other `ResNet` fields (`width`, `last_stride`, `dtype`, `norm`,
+            `non_local`, `non_local_inter`), and
             optionally `stage_sizes` to override the depth (tests use [1, 1, 1, 1]).
 
     Returns:

@@ -3,7 +3,10 @@
 `ReIDNet` covers the global-feature baselines:
 - BoT (Luo et al., CVPRW 2019): ResNet-50, last stride 1, average pooling, BNNeck.
 - AGW (Ye et al., "Deep Learning for Person Re-identification: A Survey and Outlook",
-  TPAMI 2021): GeM pooling on the same trunk.
+  TPAMI 2021): the same with GeM pooling (`pooling='gem'`) and non-local blocks after
+  the last 2 blocks of stage 2 and the last 3 of stage 3 (`non_local=True`, see
+  `reid_jax/models/non_local.py`); its loss is
+  `reid_jax.losses.metric.weighted_regularized_triplet`.
 
 Names map to models through the explicit dict `MODELS` (no registries).
 """
@@ -19,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from reid_jax.models import heads, resnet
+from reid_jax.models import non_local as nl_block
 
 POOLINGS = ("avg", "gem")
 NECKS = ("bnneck", "none")
@@ -37,6 +41,9 @@ class ReIDNet(nn.Module):
         num_classes: identities for the classifier; 0 for none (feature extractor).
         dtype: compute dtype of the backbone; heads and outputs are float32.
         norm: backbone normalisation, 'bn', 'ibn_a' or 'ibn_b'.
+        non_local: AGW non-local blocks in stages 2 and 3.
+        non_local_inter: their embedding channels (1 as the official AGW code; None
+            for C // 2 as Wang et al.).
     """
 
     backbone: str = "resnet50"
@@ -48,6 +55,8 @@ class ReIDNet(nn.Module):
     num_classes: int = 0
     dtype: Any = jnp.float32
     norm: str = "bn"
+    non_local: bool = False
+    non_local_inter: int | None = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array | None]:
@@ -74,6 +83,8 @@ class ReIDNet(nn.Module):
             last_stride=self.last_stride,
             dtype=self.dtype,
             norm=self.norm,
+            non_local=nl_block.AGW_NON_LOCAL if self.non_local else (0, 0, 0, 0),
+            non_local_inter=self.non_local_inter,
             name="backbone",
         )(x, train)
         if self.pooling == "gem":
