@@ -12,6 +12,14 @@
   classifier weights normal(std=0.001) (`weights_init_classifier`).
 - CosineClassifier: cos(theta) between L2-normalised features and class weights, the
   input of the margin softmaxes in `reid_jax/losses/margin.py` (CosFace, ArcFace).
+- PCBHead: Sun et al., "Beyond Part Models: Person Retrieval with Refined Part Pooling
+  (and A Strong Convolutional Baseline)", ECCV 2018: 6 horizontal stripes, each average
+  pooled, reduced by its own 1x1 conv to 256 channels + BatchNorm + ReLU (h), and
+  classified by its own FC layer (p = 6 and 256 from the paper, Sec. 3.1). Stripe
+  boundaries follow PyTorch's `AdaptiveAvgPool2d((6, 1))` (floor/ceil bins) so any map
+  height works. The reduction conv has no bias (a BatchNorm follows); the classifiers
+  are initialised normal(std=0.001) with zero bias, as the widely used reproduction
+  (huanghoujing/beyond-part-models, `PCBModel`).
 """
 
 from __future__ import annotations
@@ -155,3 +163,91 @@ class CosineClassifier(nn.Module):
         features = features / jnp.maximum(jnp.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
         kernel = kernel / jnp.maximum(jnp.linalg.norm(kernel, axis=0, keepdims=True), 1e-12)
         return features @ kernel
+
+
+# Sun et al. 2018, Sec. 3.1: p = 6 stripes, each reduced to 256 channels.
+PCB_PARTS = 6
+PCB_DIM = 256
+
+
+def stripe_pool(x: jax.Array, num_parts: int) -> jax.Array:
+    """Average pooling over `num_parts` horizontal stripes (adaptive bins).
+
+    Stripe i covers rows floor(i * H / P) to ceil((i + 1) * H / P), as
+    `torch.nn.AdaptiveAvgPool2d((P, 1))`; stripes overlap when H is not a multiple of P.
+
+    Args:
+        x: feature map [N, H, W, C].
+        num_parts: number of stripes P.
+
+    Returns:
+        [N, P, C] stripe means in float32.
+    """
+    x = jnp.asarray(x, jnp.float32)
+    height = x.shape[1]
+    stripes = []
+    for i in range(num_parts):
+        start = (i * height) // num_parts
+        end = -((-(i + 1) * height) // num_parts)
+        stripes.append(jnp.mean(x[:, start:end], axis=(1, 2)))
+    return jnp.stack(stripes, axis=1)
+
+
+class PCBHead(nn.Module):
+    """Part-based Convolutional Baseline head (Sun et al., ECCV 2018).
+
+    Attributes:
+        num_parts: number of horizontal stripes (6).
+        part_dim: reduced channels per stripe (256).
+        num_classes: classes of each stripe's classifier; 0 for none.
+    """
+
+    num_parts: int = PCB_PARTS
+    part_dim: int = PCB_DIM
+    num_classes: int = 0
+
+    @nn.compact
+    def __call__(self, fmap: jax.Array, train: bool) -> dict[str, jax.Array | None]:
+        """Computes the part features and logits.
+
+        Args:
+            fmap: backbone feature map [N, H, W, C].
+            train: training mode for the BatchNorm.
+
+        Returns:
+            Dict with 'stripe_features' ([N, P, C] pooled g), 'part_features'
+            ([N, P, part_dim] h, after BatchNorm and ReLU) and 'part_logits'
+            ([N, P, num_classes] or None), all float32.
+        """
+        g = stripe_pool(fmap, self.num_parts)
+        channels = g.shape[-1]
+        # One independent 1x1 conv per stripe: a [P, C, D] kernel.
+        kernel = self.param(
+            "local_conv",
+            # Kaiming fan_out as the backbone's convs; axis 0 indexes the stripes.
+            nn.initializers.variance_scaling(2.0, "fan_out", "normal", batch_axis=(0,)),
+            (self.num_parts, channels, self.part_dim),
+            jnp.float32,
+        )
+        h = jnp.einsum("npc,pcd->npd", g, kernel)
+        h = nn.BatchNorm(
+            use_running_average=not train,
+            momentum=resnet.BN_MOMENTUM,
+            epsilon=resnet.BN_EPS,
+            axis=(-2, -1),  # statistics per stripe and channel
+            name="local_bn",
+        )(h)
+        h = nn.relu(h)
+        logits = None
+        if self.num_classes > 0:
+            fc = self.param(
+                "fc_kernel",
+                nn.initializers.normal(CLASSIFIER_STD),
+                (self.num_parts, self.part_dim, self.num_classes),
+                jnp.float32,
+            )
+            bias = self.param(
+                "fc_bias", nn.initializers.zeros, (self.num_parts, self.num_classes), jnp.float32
+            )
+            logits = jnp.einsum("npd,pdk->npk", h, fc) + bias
+        return {"stripe_features": g, "part_features": h, "part_logits": logits}

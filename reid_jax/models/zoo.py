@@ -7,6 +7,10 @@
   the last 2 blocks of stage 2 and the last 3 of stage 3 (`non_local=True`, see
   `reid_jax/models/non_local.py`); its loss is
   `reid_jax.losses.metric.weighted_regularized_triplet`.
+- PCB (Sun et al., ECCV 2018): `head='pcb'` replaces pooling and neck by six stripe
+  classifiers (`heads.PCBHead`); the identity loss is the sum of the per-stripe
+  cross-entropies over 'part_logits', and retrieval uses the concatenated stripe
+  features ('neck_features').
 
 Names map to models through the explicit dict `MODELS` (no registries).
 """
@@ -26,6 +30,7 @@ from reid_jax.models import non_local as nl_block
 
 POOLINGS = ("avg", "gem")
 NECKS = ("bnneck", "none")
+HEADS = ("global", "pcb")
 
 
 class ReIDNet(nn.Module):
@@ -44,6 +49,9 @@ class ReIDNet(nn.Module):
         non_local: AGW non-local blocks in stages 2 and 3.
         non_local_inter: their embedding channels (1 as the official AGW code; None
             for C // 2 as Wang et al.).
+        head: 'global' (pooling + neck) or 'pcb' (part stripes; pooling and neck unused).
+        num_parts: PCB stripes.
+        part_dim: PCB channels per stripe.
     """
 
     backbone: str = "resnet50"
@@ -57,6 +65,9 @@ class ReIDNet(nn.Module):
     norm: str = "bn"
     non_local: bool = False
     non_local_inter: int | None = 1
+    head: str = "global"
+    num_parts: int = heads.PCB_PARTS
+    part_dim: int = heads.PCB_DIM
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array | None]:
@@ -67,15 +78,20 @@ class ReIDNet(nn.Module):
             train: training mode for BatchNorm.
 
         Returns:
-            Dict with 'features' ([N, C] pooled, before the neck, float32),
-            'neck_features' ([N, C] after the neck BatchNorm; equal to 'features' when
-            neck='none') and 'logits' ([N, num_classes] float32, or None when
-            num_classes == 0).
+            Dict of float32 arrays. Global head: 'features' ([N, C] pooled, before the
+            neck), 'neck_features' ([N, C] after the neck BatchNorm; equal to
+            'features' when neck='none') and 'logits' ([N, num_classes], or None when
+            num_classes == 0). PCB head: 'features' ([N, P * C] concatenated stripe
+            means g), 'neck_features' ([N, P * part_dim] concatenated h, the test
+            descriptor), 'part_features' ([N, P, part_dim]), 'part_logits'
+            ([N, P, num_classes] or None) and 'logits' None.
         """
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; expected one of {POOLINGS}")
         if self.neck not in NECKS:
             raise ValueError(f"unknown neck {self.neck!r}; expected one of {NECKS}")
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; expected one of {HEADS}")
         fmap = resnet.resnet(
             self.backbone,
             stage_sizes=self.stage_sizes,
@@ -87,6 +103,21 @@ class ReIDNet(nn.Module):
             non_local_inter=self.non_local_inter,
             name="backbone",
         )(x, train)
+        if self.head == "pcb":
+            parts = heads.PCBHead(
+                num_parts=self.num_parts,
+                part_dim=self.part_dim,
+                num_classes=self.num_classes,
+                name="pcb",
+            )(fmap, train)
+            batch = fmap.shape[0]
+            return {
+                "features": parts["stripe_features"].reshape(batch, -1),
+                "neck_features": parts["part_features"].reshape(batch, -1),
+                "part_features": parts["part_features"],
+                "part_logits": parts["part_logits"],
+                "logits": None,
+            }
         if self.pooling == "gem":
             pooled = heads.GeM(name="pool")(fmap)
         else:
