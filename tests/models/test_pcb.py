@@ -62,7 +62,6 @@ def test_reid_net_pcb_outputs():
     assert out["neck_features"].shape == (2, 6 * 256)
     assert out["features"].shape == (2, 6 * 256)  # 6 stripes x 256 backbone channels
     assert out["logits"] is None
-    np.testing.assert_array_equal(out["neck_features"].reshape(2, 6, 256), out["part_features"])
     assert "pcb" in variables["params"] and "neck" not in variables["params"]
     assert all(v.dtype == jnp.float32 for v in jax.tree_util.tree_leaves(out))
     with pytest.raises(ValueError, match="unknown head"):
