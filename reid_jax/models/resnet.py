@@ -32,6 +32,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from reid_jax.models import bin as bin_lib
 from reid_jax.models import non_local as nl_block
 
 # torchvision: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu") draws an
@@ -54,7 +55,7 @@ BACKBONES: dict[str, tuple[list[int], str]] = {
     "resnet101": ([3, 4, 23, 3], "bottleneck"),
 }
 
-NORMS = ("bn", "ibn_a", "ibn_b")
+NORMS = ("bn", "ibn_a", "ibn_b", "bin")
 
 
 class IBN(nn.Module):
@@ -98,6 +99,7 @@ class _Block(nn.Module):
     strides: int = 1
     ibn_a: bool = False  # IBN-a split norm in place of bn1
     ibn_b: bool = False  # InstanceNorm after the residual sum
+    bin: bool = False  # every BatchNorm becomes a gated BIN (MetaBIN, models/bin.py)
     dtype: Any = jnp.float32
 
     def _conv(self, features: int, kernel: int, strides: int, name: str) -> nn.Conv:
@@ -113,7 +115,9 @@ class _Block(nn.Module):
             name=name,
         )
 
-    def _bn(self, train: bool, name: str) -> nn.BatchNorm:
+    def _bn(self, train: bool, name: str) -> nn.Module:
+        if self.bin:
+            return bin_lib.BIN(use_running_average=not train, dtype=self.dtype, name=name)
         return nn.BatchNorm(
             use_running_average=not train,
             momentum=BN_MOMENTUM,
@@ -273,6 +277,8 @@ class ResNet(nn.Module):
         if self.norm == "ibn_b":
             # IBN-b: InstanceNorm (affine) in the stem (`ibn_cfg[0] == 'b'`).
             x = nn.InstanceNorm(epsilon=IN_EPS, dtype=self.dtype, name="bn1")(x)
+        elif self.norm == "bin":
+            x = bin_lib.BIN(use_running_average=not train, dtype=self.dtype, name="bn1")(x)
         else:
             x = nn.BatchNorm(
                 use_running_average=not train,
@@ -293,6 +299,7 @@ class ResNet(nn.Module):
                     strides=stage_stride if index == 0 else 1,
                     ibn_a=ibn_a,
                     ibn_b=ibn_b,
+                    bin=self.norm == "bin",
                     dtype=self.dtype,
                     name=f"layer{stage + 1}_{index}",
                 )(x, train)
