@@ -97,10 +97,13 @@ class BNNeck(nn.Module):
     Attributes:
         num_classes: classifier outputs; 0 means no classifier.
         use_bn: False gives the plain baseline (classifier on the pooled feature).
+        cosine: the classifier returns cos(theta) to normalised class weights
+            (`CosineClassifier`), for the margin softmaxes of `losses/margin.py`.
     """
 
     num_classes: int = 0
     use_bn: bool = True
+    cosine: bool = False
 
     @nn.compact
     def __call__(self, features: jax.Array, train: bool) -> dict[str, jax.Array | None]:
@@ -112,8 +115,8 @@ class BNNeck(nn.Module):
 
         Returns:
             Dict with 'features' (input, float32), 'neck_features' (after BatchNorm;
-            the input when `use_bn` is False) and 'logits' ([N, num_classes] float32 or
-            None when num_classes == 0).
+            the input when `use_bn` is False) and 'logits' ([N, num_classes] float32,
+            cosines when `cosine`, or None when num_classes == 0).
         """
         features = jnp.asarray(features, jnp.float32)
         neck = features
@@ -125,7 +128,9 @@ class BNNeck(nn.Module):
                 name="bnneck",
             )(features)
         logits = None
-        if self.num_classes > 0:
+        if self.num_classes > 0 and self.cosine:
+            logits = CosineClassifier(self.num_classes, name="classifier")(neck)
+        elif self.num_classes > 0:
             logits = nn.Dense(
                 self.num_classes,
                 use_bias=False,

@@ -31,6 +31,7 @@ from reid_jax.models import non_local as nl_block
 POOLINGS = ("avg", "gem")
 NECKS = ("bnneck", "none")
 HEADS = ("global", "pcb")
+CLASSIFIERS = ("linear", "cosine")
 
 
 class ReIDNet(nn.Module):
@@ -49,6 +50,9 @@ class ReIDNet(nn.Module):
         non_local: AGW non-local blocks in stages 2 and 3.
         non_local_inter: their embedding channels (1 as the official AGW code; None
             for C // 2 as Wang et al.).
+        classifier: 'linear' (bias-free FC, BoT) or 'cosine' (logits are cos(theta) to
+            normalised class weights; apply `losses.margin.cosface_logits` /
+            `arcface_logits` with the labels before the cross-entropy).
         head: 'global' (pooling + neck) or 'pcb' (part stripes; pooling and neck unused).
         num_parts: PCB stripes.
         part_dim: PCB channels per stripe.
@@ -65,6 +69,7 @@ class ReIDNet(nn.Module):
     norm: str = "bn"
     non_local: bool = False
     non_local_inter: int | None = 1
+    classifier: str = "linear"
     head: str = "global"
     num_parts: int = heads.PCB_PARTS
     part_dim: int = heads.PCB_DIM
@@ -90,6 +95,10 @@ class ReIDNet(nn.Module):
             raise ValueError(f"unknown pooling {self.pooling!r}; expected one of {POOLINGS}")
         if self.neck not in NECKS:
             raise ValueError(f"unknown neck {self.neck!r}; expected one of {NECKS}")
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(
+                f"unknown classifier {self.classifier!r}; expected one of {CLASSIFIERS}"
+            )
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; expected one of {HEADS}")
         fmap = resnet.resnet(
@@ -123,7 +132,10 @@ class ReIDNet(nn.Module):
         else:
             pooled = heads.avg_pool(fmap)
         return heads.BNNeck(
-            num_classes=self.num_classes, use_bn=self.neck == "bnneck", name="neck"
+            num_classes=self.num_classes,
+            use_bn=self.neck == "bnneck",
+            cosine=self.classifier == "cosine",
+            name="neck",
         )(pooled, train)
 
 

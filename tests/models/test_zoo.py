@@ -91,3 +91,18 @@ def test_build_model_from_config():
     assert default.backbone == "resnet50" and default.stage_sizes is None
     with pytest.raises(ValueError, match="unknown model"):
         zoo.build_model({"name": "nope"})
+
+
+def test_cosine_classifier_option():
+    model = zoo.ReIDNet(backbone="resnet18", classifier="cosine", num_classes=5, **TINY)
+    out, variables = _init(model, _images())
+    assert out["logits"].shape == (2, 5)
+    assert np.all(np.abs(out["logits"]) <= 1.0 + 1e-5)
+    kernel = variables["params"]["neck"]["classifier"]["kernel"]
+    f = np.asarray(out["neck_features"])
+    ref = (f / np.linalg.norm(f, axis=1, keepdims=True)) @ (
+        np.asarray(kernel) / np.linalg.norm(kernel, axis=0, keepdims=True)
+    )
+    np.testing.assert_allclose(out["logits"], ref, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown classifier"):
+        _init(zoo.ReIDNet(classifier="arc", **TINY), _images(), shapes_only=True)
