@@ -6,7 +6,9 @@
   TPAMI 2021): the same with GeM pooling (`pooling='gem'`) and non-local blocks after
   the last 2 blocks of stage 2 and the last 3 of stage 3 (`non_local=True`, see
   `reid_jax/models/non_local.py`); its loss is
-  `reid_jax.losses.metric.weighted_regularized_triplet`.
+  `reid_jax.losses.metric.weighted_regularized_triplet`. GeM with a learnable p as the
+  official `Baseline` (`GeneralizedMeanPoolingP`). The official `ResNetNL` stem lacks
+  its ReLU ("add missed relu" is commented out); we keep it, as fast-reid does.
 - PCB (Sun et al., ECCV 2018): `head='pcb'` replaces pooling and neck by six stripe
   classifiers (`heads.PCBHead`); the identity loss is the sum of the per-stripe
   cross-entropies over 'part_logits', and retrieval uses the concatenated stripe
