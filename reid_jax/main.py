@@ -20,7 +20,7 @@ from ml_collections import config_flags
 
 from data_builders import common as builders_common
 from reid_jax import errors, reporting
-from reid_jax.train import supervised
+from reid_jax.train import cluster, supervised
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. experiments/bot.py:synthetic.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and pictures go.")
@@ -29,6 +29,8 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train (then evalu
 # An explicit map from config.trainer to the function that runs it.
 TRAINERS: dict[str, dict[str, Callable[[ml_collections.ConfigDict, str], dict[str, Any]]]] = {
     "supervised": {"train": supervised.train_and_evaluate, "eval": supervised.evaluate_checkpoint},
+    "cluster_contrast": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
+    "pplr": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
 }
 
 _COLUMNS = ["model", "rank1", "rank5", "rank10", "mAP", "mINP"]

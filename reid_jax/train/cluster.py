@@ -1,0 +1,515 @@
+"""Clustering-based unsupervised re-ID: cluster contrast and PPLR.
+
+Both methods alternate, every epoch, a pseudo-label round and an epoch of training on
+the clustered images (identity labels of the training split are never used; the true
+identities are read only to log cluster NMI/purity as a diagnostic):
+
+* round: embed every training image (eval mode, L2-normalised BNNeck features), Jaccard
+  distance + DBSCAN (``reid_jax/clustering/pseudo_labels.py``), outliers dropped;
+* cluster contrast (Dai et al., "Cluster Contrast for Unsupervised Person
+  Re-Identification", ACCV 2022): a cluster memory of normalised centroids, ClusterNCE
+  over ``f . M^T / 0.05``, the memory updated after each step sample by sample
+  (``reid_jax/clustering/memory.py``), or with the hardest instance per class;
+* PPLR (Cho et al., "Part-based Pseudo Label Refinement for Unsupervised Person
+  Re-identification", CVPR 2022): global + 3 part features (``models/parts.py``),
+  classifiers re-initialised to the normalised centroids each round, cross agreement of
+  global and part top-20 neighbourhoods once per round, PGLR on the global classifier,
+  AALS on the parts (label-smoothed CE for the first 5 epochs), soft triplet on the
+  global feature (``reid_jax/clustering/cross_agreement.py``).
+
+Shapes stay fixed across rounds so the step compiles once: the memory and the
+classifiers have ``cluster.max_clusters`` rows (0 = one per training image, the upper
+bound) and the round's ``num_clusters`` masks the rest.
+
+State and resumption: a ``ClusterState`` holds the TrainState, the memory, the round's
+cross-agreement table, the number of clusters and the round (= epoch) index; it is
+checkpointed at epoch ends with the round in the metadata. The next round's labels,
+memory and classifiers are a deterministic function of the parameters (eval-mode
+features, seeded clustering), so a resumed run recomputes exactly what an uninterrupted
+run would, and the sampler is seeded by (seed, epoch).
+
+Read top to bottom: state, model, steps, round, loop, evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from reid_jax import checkpoint, errors, reporting, sharding
+from reid_jax.clustering import cross_agreement, memory, pseudo_labels
+from reid_jax.data import augment, pipeline, samplers, sources
+from reid_jax.evaluation import distance, embed, retrieval
+from reid_jax.losses import contrastive
+from reid_jax.models import parts, zoo
+from reid_jax.train import optim, supervised
+from reid_jax.train import state as state_lib
+
+METHODS = ("cluster_contrast", "pplr")
+# Models this trainer builds itself until reid_jax/models/zoo.py lists them.
+_LOCAL_MODELS: dict[str, type[nn.Module]] = {"part_net": parts.PartNet}
+# PPLR CrossEntropyLabelSmooth default epsilon (parts, first aals_epoch epochs).
+PART_LABEL_SMOOTHING = 0.1
+
+
+# ----------------------------------------------------------------------------- state
+@flax.struct.dataclass
+class ClusterState:
+    """Everything a clustering step reads and writes.
+
+    Attributes:
+      train: the TrainState (step, params, batch_stats, opt_state, nonfinite_step).
+      memory: [capacity, D] cluster memory (cluster contrast); [1, 1] otherwise.
+      agreement: [N, P] cross-agreement scores of the round (PPLR); [1, 1] otherwise.
+      num_clusters: int32, clusters of the current round.
+      round: int32, the pseudo-label round (= epoch) the labels come from.
+    """
+
+    train: state_lib.TrainState
+    memory: jax.Array
+    agreement: jax.Array
+    num_clusters: jax.Array
+    round: jax.Array
+
+
+def _method(config: ml_collections.ConfigDict) -> str:
+    if config.trainer not in METHODS:
+        raise errors.ReidError(
+            f"config.trainer {config.trainer!r} is not a clustering method; "
+            f"choose one of {', '.join(METHODS)}."
+        )
+    return config.trainer
+
+
+def capacity(config: ml_collections.ConfigDict, num_train: int) -> int:
+    """Rows of the memory / classifiers: cluster.max_clusters, or one per image."""
+    return int(config.cluster.max_clusters or num_train)
+
+
+# ----------------------------------------------------------------------------- model
+def build_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
+    """The configured network; 'part_net' (PPLR) is built here, the rest by zoo."""
+    name = config.model.get("name", "reid_net")
+    if name in zoo.MODELS or name not in _LOCAL_MODELS:
+        return supervised.build_model(config, num_classes)
+    cls = _LOCAL_MODELS[name]
+    fields = {f.name for f in dataclasses.fields(cls)} - {"name", "parent"}
+    kwargs = {k: v for k, v in config.model.to_dict().items() if k in fields}
+    if kwargs.get("dtype") not in supervised.DTYPES:
+        raise errors.ReidError(f"unknown model.dtype {kwargs.get('dtype')!r}.")
+    kwargs["dtype"] = supervised.DTYPES[kwargs["dtype"]]
+    if kwargs.get("stage_sizes") is not None:
+        kwargs["stage_sizes"] = tuple(kwargs["stage_sizes"])
+    return cls(num_classes=num_classes, **kwargs)
+
+
+def create_state(
+    config: ml_collections.ConfigDict, num_train: int, steps_per_epoch: int, mesh: jax.sharding.Mesh
+) -> tuple[nn.Module, ClusterState, optax.GradientTransformation, optax.Schedule]:
+    """Model, replicated initial ClusterState, optax transform and schedule."""
+    method = _method(config)
+    cap = capacity(config, num_train)
+    num_classes = cap if method == "pplr" else 0
+    model = build_model(config, num_classes)
+    params, batch_stats = supervised.init_variables(
+        model, config, num_classes, jax.random.key(config.seed)
+    )
+    if config.model.get("init_from"):
+        from reid_jax.models import load_torch  # optional: only when importing weights
+
+        params["model"], batch_stats = load_torch.load_into(
+            config.model.init_from, params["model"], batch_stats
+        )
+    tx, lr_fn = optim.make_optimizer(config.optim, params, steps_per_epoch, config.train.num_epochs)
+    x = jax.ShapeDtypeStruct((1, config.data.height, config.data.width, 3), jnp.float32)
+    out = jax.eval_shape(
+        functools.partial(model.apply, train=False),
+        {"params": params["model"], "batch_stats": batch_stats}, x,
+    )
+    dim = out["neck_features"].shape[-1]
+    num_parts = config.model.get("num_parts", 0) if method == "pplr" else 0
+    cstate = ClusterState(
+        train=state_lib.TrainState.create(params, batch_stats, tx.init(params)),
+        memory=jnp.zeros((cap, dim) if method == "cluster_contrast" else (1, 1), jnp.float32),
+        agreement=jnp.zeros((num_train, num_parts) if num_parts else (1, 1), jnp.float32),
+        num_clusters=jnp.zeros((), jnp.int32),
+        round=jnp.zeros((), jnp.int32),
+    )
+    return model, sharding.replicate(cstate, mesh), tx, lr_fn
+
+
+# ----------------------------------------------------------------------------- steps
+def _apply_update(
+    st: state_lib.TrainState,
+    tx: optax.GradientTransformation,
+    loss: jax.Array,
+    grads: Any,
+    new_stats: Any,
+) -> tuple[state_lib.TrainState, jax.Array]:
+    """Optimizer update; a non-finite loss skips it and records the step (as supervised)."""
+    updates, new_opt = tx.update(grads, st.opt_state, st.params)
+    new_params = optax.apply_updates(st.params, updates)
+    ok = jnp.isfinite(loss)
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)  # noqa: E731
+    new_st = st.replace(
+        step=st.step + 1,
+        params=keep(new_params, st.params),
+        batch_stats=keep(new_stats, st.batch_stats),
+        opt_state=keep(new_opt, st.opt_state),
+        nonfinite_step=jnp.where(ok | (st.nonfinite_step >= 0), st.nonfinite_step, st.step),
+    )
+    return new_st, ok
+
+
+def _jit_step(step_fn: Any, mesh: jax.sharding.Mesh) -> Any:
+    repl = sharding.replicated(mesh)
+    return jax.jit(
+        step_fn,
+        in_shardings=(repl, sharding.data_sharding(mesh), repl),
+        out_shardings=(repl, repl),
+        donate_argnums=0,
+    )
+
+
+def make_contrast_step(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    lr_fn: optax.Schedule,
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+) -> Any:
+    """Jitted cluster-contrast ``train_step(cstate, batch, rng) -> (cstate, metrics)``."""
+    aug_cfg = config.aug.to_dict()
+    cc = config.cluster
+    update = memory.hard_update if cc.use_hard else memory.momentum_update
+
+    def train_step(cs: ClusterState, batch: dict, rng: jax.Array) -> tuple[ClusterState, dict]:
+        st = cs.train
+        rng = jax.random.fold_in(rng, st.step)
+        images = augment.augment_batch(rng, batch["image"], aug_cfg)
+        labels = batch["label"]
+
+        def loss_fn(params: dict) -> tuple[jax.Array, tuple[jax.Array, Any]]:
+            out, new_vars = model.apply(
+                {"params": params["model"], "batch_stats": st.batch_stats},
+                images, train=True, mutable=["batch_stats"],
+            )
+            f = out["neck_features"]
+            loss = contrastive.cluster_nce(f, cs.memory, labels, cs.num_clusters, cc.temperature)
+            return loss, (f, new_vars["batch_stats"])
+
+        (loss, (f, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(st.params)
+        new_st, ok = _apply_update(st, tx, loss, grads, new_stats)
+        # The memory moves with the features of this forward pass, after the loss used
+        # the old memory (the reference updates it in CM.backward).
+        f = distance.l2_normalize(jax.lax.stop_gradient(f))
+        new_mem = jnp.where(ok, update(cs.memory, f, labels, cc.momentum), cs.memory)
+        logits = contrastive.memory_logits(f, cs.memory, cs.num_clusters, cc.temperature)
+        metrics = {
+            "loss": loss,
+            "train_acc": jnp.mean(jnp.argmax(logits, -1) == labels),
+            "lr": lr_fn(st.step),
+        }
+        return cs.replace(train=new_st, memory=new_mem), metrics
+
+    return _jit_step(train_step, mesh)
+
+
+def make_pplr_step(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    lr_fn: optax.Schedule,
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+) -> Any:
+    """Jitted PPLR ``train_step(cstate, batch, rng) -> (cstate, metrics)``."""
+    aug_cfg = config.aug.to_dict()
+    pc = config.pplr
+
+    def train_step(cs: ClusterState, batch: dict, rng: jax.Array) -> tuple[ClusterState, dict]:
+        st = cs.train
+        rng = jax.random.fold_in(rng, st.step)
+        images = augment.augment_batch(rng, batch["image"], aug_cfg)
+        labels = batch["label"]
+        ca = cs.agreement[batch["index"]]  # [B, P] scores of these images
+        n = cs.num_clusters
+        use_aals = cs.round >= pc.aals_epoch
+
+        def loss_fn(params: dict) -> tuple[jax.Array, tuple[dict, Any, dict]]:
+            out, new_vars = model.apply(
+                {"params": params["model"], "batch_stats": st.batch_stats},
+                images, train=True, mutable=["batch_stats"],
+            )
+            terms = {
+                "pglr_loss": cross_agreement.pglr(
+                    out["logits"], out["part_logits"], labels, ca, n, pc.beta
+                ),
+                "triplet_loss": contrastive.soft_triplet(out["neck_features"], labels),
+            }
+            part_losses = []
+            for p in range(out["part_logits"].shape[1]):
+                lp = out["part_logits"][:, p]
+                part_losses.append(jnp.where(
+                    use_aals,
+                    cross_agreement.aals(lp, labels, ca[:, p], n),
+                    contrastive.masked_cross_entropy(lp, labels, n, PART_LABEL_SMOOTHING),
+                ))
+            terms["part_loss"] = jnp.mean(jnp.stack(part_losses))
+            terms["loss"] = terms["pglr_loss"] + terms["triplet_loss"] + terms["part_loss"]
+            return terms["loss"], (terms, new_vars["batch_stats"], out)
+
+        (loss, (terms, new_stats, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            st.params
+        )
+        new_st, _ = _apply_update(st, tx, loss, grads, new_stats)
+        logits = contrastive.masked_logits(out["logits"], n)
+        metrics = dict(terms)
+        metrics["train_acc"] = jnp.mean(jnp.argmax(logits, -1) == labels)
+        metrics["lr"] = lr_fn(st.step)
+        return cs.replace(train=new_st), metrics
+
+    return _jit_step(train_step, mesh)
+
+
+# ----------------------------------------------------------------------------- round
+def eval_variables(cs: ClusterState) -> dict:
+    """The variables that ``model.apply`` takes, from a ClusterState."""
+    return supervised.eval_variables(cs.train)
+
+
+def embed_train(
+    model: nn.Module,
+    cs: ClusterState,
+    data: sources.ReidData,
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+    feature: str,
+    desc: str,
+) -> np.ndarray:
+    """Eval-mode features of every training image, L2-normalised over the last axis."""
+    fn = embed.make_embed_fn(model, mesh, feature, flip=False)
+    f = embed.extract_features(
+        fn, eval_variables(cs), data, mesh, config.eval.batch_size, config.data.height,
+        config.data.width, config.data.num_threads, desc=desc, progress=config.train.progress,
+    )
+    return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+
+
+def _set_classifier(params: dict, module: str, centroids: np.ndarray) -> dict:
+    """Copies [C, D] centroids into the first C columns of ``module``'s classifier."""
+    kernel = np.array(params["model"][module]["classifier"]["kernel"])  # [D, capacity]
+    kernel[:, : centroids.shape[0]] = centroids.T
+    new = flax.core.unfreeze(params) if isinstance(params, flax.core.FrozenDict) else dict(params)
+    new["model"] = dict(new["model"])
+    new["model"][module] = dict(new["model"][module])
+    new["model"][module]["classifier"] = {"kernel": kernel}
+    return new
+
+
+def pseudo_label_round(
+    model: nn.Module,
+    cs: ClusterState,
+    data: sources.ReidData,
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+    epoch: int,
+    true_ids: np.ndarray,
+) -> tuple[ClusterState, np.ndarray, dict[str, float]]:
+    """Clusters the training set with the current model and prepares the epoch.
+
+    Returns:
+      (state with the round's memory / classifiers / agreement, [N] pseudo labels with
+      -1 for outliers, round statistics for the log).
+    """
+    method = _method(config)
+    t0 = time.time()
+    feature = "all_features" if method == "pplr" else "neck_features"
+    feats = embed_train(model, cs, data, config, mesh, feature, f"round {epoch + 1}: embed")
+    global_feats = feats[:, 0] if method == "pplr" else feats
+    embed_s = time.time() - t0
+    clus = pseudo_labels.pseudo_labels(global_feats, config.cluster, seed=config.seed + epoch)
+    c = clus.num_clusters
+    cap = capacity(config, len(data))
+    if c > cap:
+        raise errors.ReidError(
+            f"round {epoch + 1} found {c} clusters, more than cluster.max_clusters = {cap}; "
+            "raise --config.cluster.max_clusters."
+        )
+    if c < config.data.p:
+        raise errors.ReidError(
+            f"round {epoch + 1} found {c} clusters, fewer than data.p = {config.data.p} "
+            "pseudo identities per batch; raise --config.cluster.eps or lower data.p."
+        )
+    stats = {"num_clusters": c, "num_outliers": clus.num_outliers, "embed_seconds": embed_s}
+    stats.update({f"{k}_seconds": v for k, v in clus.seconds.items()})
+    stats.update(pseudo_labels.cluster_quality(clus.labels, true_ids))
+    host = jax.device_get(cs)
+    if method == "cluster_contrast":
+        cent = pseudo_labels.centroids(global_feats, clus.labels, c)
+        host = host.replace(memory=memory.init_memory(cent, cap))
+    else:
+        part_feats = feats[:, 1:]
+        t1 = time.time()
+        score = cross_agreement.cross_agreement(global_feats, part_feats, config.pplr.k)
+        stats["agreement_seconds"] = time.time() - t1
+        for p in range(score.shape[1]):
+            stats[f"agreement_part{p}"] = float(score[:, p].mean())
+        params = _set_classifier(
+            host.train.params, "neck", pseudo_labels.centroids(global_feats, clus.labels, c)
+        )
+        part_cent = pseudo_labels.centroids(part_feats, clus.labels, c)  # [C, P, D]
+        for p in range(part_feats.shape[1]):
+            params = _set_classifier(params, f"part{p}_neck", part_cent[:, p])
+        host = host.replace(train=host.train.replace(params=params), agreement=score)
+    host = host.replace(
+        num_clusters=np.asarray(c, np.int32), round=np.asarray(epoch, np.int32)
+    )
+    stats["round_seconds"] = time.time() - t0
+    return sharding.replicate(host, mesh), clus.labels, stats
+
+
+# ----------------------------------------------------------------------------- main loop
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains with pseudo labels (resuming from ``workdir`` if it holds a checkpoint).
+
+    Returns:
+      {'before': metrics of the untrained model or None, 'after': final metrics,
+       'paths', 'state', 'train_seconds', 'epochs_done', 'rounds': per-round stats}.
+    """
+    # --- setup
+    method = _method(config)
+    os.makedirs(workdir, exist_ok=True)
+    mesh = sharding.make_mesh(config.num_devices)
+    reporting.write_config(config, workdir)
+    writer = reporting.MetricWriter(workdir)
+
+    # --- data: the training labels are hidden; identities are kept for diagnostics only
+    train, query, gallery = supervised.open_splits(config)
+    true_ids = train.person_ids.copy()
+    hidden = np.full(len(train), -1, np.int32)
+    unlabeled = dataclasses.replace(train, labels=hidden, person_ids=hidden)
+    p, k = config.data.p, config.data.k
+    if (p * k) % mesh.size:
+        raise errors.ReidError(
+            f"batch P x K = {p * k} is not divisible by the {mesh.size} devices."
+        )
+    steps = config.data.steps_per_epoch or max(1, len(train) // (p * k))
+
+    # --- model and state
+    model, cs, tx, lr_fn = create_state(config, len(train), steps, mesh)
+    make_step = make_pplr_step if method == "pplr" else make_contrast_step
+    train_step = make_step(model, tx, lr_fn, config, mesh)
+
+    # --- checkpoint: resume if the workdir holds one
+    mngr = checkpoint.manager(workdir)
+    start_epoch = 0
+    restored = checkpoint.restore_latest(mngr, cs, config)
+    if restored is not None:
+        cs, meta = restored
+        start_epoch = int(meta["epoch"])
+        print(f"resumed from {mngr.directory} at epoch {start_epoch} (round {meta['round']})")
+
+    paths = {
+        "workdir": workdir,
+        "tensorboard": writer.tb_dir,
+        "metrics": writer.jsonl_path,
+        "checkpoints": str(mngr.directory),
+    }
+    before_path = os.path.join(workdir, "eval_before_training.json")
+    before = None
+    if config.eval.before_training:
+        if os.path.exists(before_path):
+            with open(before_path) as f:
+                before = json.load(f)
+        elif start_epoch == 0:
+            before = retrieval.evaluate(model, eval_variables(cs), query, gallery, config, mesh)
+            with open(before_path, "w") as f:
+                json.dump(before, f)
+            writer.write(0, before, prefix="eval_before/")
+
+    # --- loop: one pseudo-label round, then one epoch on the clustered images
+    rng = jax.random.key(config.seed + 1)
+    stop_at = min(config.train.stop_after_epochs or config.train.num_epochs, config.train.num_epochs)
+    step = int(jax.device_get(cs.train.step))
+    rounds = []
+    t0 = time.time()
+    for epoch in range(start_epoch, stop_at):
+        cs, labels, stats = pseudo_label_round(model, cs, unlabeled, config, mesh, epoch, true_ids)
+        rounds.append(stats)
+        writer.write(step, stats, prefix="cluster/")
+        print(
+            f"round {epoch + 1}: {stats['num_clusters']} clusters, {stats['num_outliers']} "
+            f"outliers, NMI {stats['nmi']:.3f}, purity {stats['purity']:.3f}"
+            + "".join(f", {k} {v:.3f}" for k, v in stats.items() if k.startswith("agreement_p"))
+        )
+        epoch_data = dataclasses.replace(unlabeled, labels=labels)
+        batches = samplers.pk_batches(labels, train.camera_ids, p, k, config.seed, epoch, steps)
+        loader = pipeline.train_loader(
+            epoch_data, batches, config.data.height, config.data.width, config.data.num_threads
+        )
+        for batch in reporting.progress(loader, len(batches), f"epoch {epoch + 1}", config.train.progress):
+            cs, metrics = train_step(cs, sharding.to_global(batch, mesh), rng)
+            step += 1  # a host counter: reading the state would sync with the device
+            if step % config.train.log_every_steps == 0:
+                supervised.check_finite(cs.train)
+                writer.write(step, jax.device_get(metrics), prefix="train/")
+        supervised.check_finite(cs.train)
+        done = epoch + 1
+        if done % config.train.checkpoint_every_epochs == 0 or done == stop_at:
+            checkpoint.save(mngr, done, cs, {
+                "epoch": done,
+                "round": epoch,
+                "num_clusters": int(stats["num_clusters"]),
+                "config_fingerprint": checkpoint.fingerprint(config),
+            })
+        if config.eval.every_epochs and done % config.eval.every_epochs == 0 and done < config.train.num_epochs:
+            res = retrieval.evaluate(model, eval_variables(cs), query, gallery, config, mesh)
+            writer.write(step, res, prefix="eval/")
+            print(f"epoch {done}: rank-1 {res['rank1']:.4f} mAP {res['mAP']:.4f}")
+    train_seconds = time.time() - t0
+
+    # --- evaluation
+    picture = os.path.join(workdir, "ranked_list.png")
+    after = retrieval.evaluate(model, eval_variables(cs), query, gallery, config, mesh, picture)
+    writer.write(step, after, prefix="eval/")
+    writer.close()
+    paths["ranked_list"] = picture
+    return {
+        "before": before,
+        "after": after,
+        "paths": paths,
+        "state": cs,
+        "train_seconds": train_seconds,
+        "epochs_done": stop_at,
+        "rounds": rounds,
+    }
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """``--mode=eval``: restores the newest checkpoint in ``workdir`` and evaluates it."""
+    mesh = sharding.make_mesh(config.num_devices)
+    train, query, gallery = supervised.open_splits(config)
+    p, k = config.data.p, config.data.k
+    steps = config.data.steps_per_epoch or max(1, len(train) // (p * k))
+    model, cs, _, _ = create_state(config, len(train), steps, mesh)
+    restored = checkpoint.restore_latest(checkpoint.manager(workdir), cs, config)
+    if restored is None:
+        raise errors.ReidError(
+            f"{workdir!r} holds no checkpoint; train first with --mode=train --workdir {workdir}."
+        )
+    cs, _ = restored
+    picture = os.path.join(workdir, "ranked_list.png")
+    after = retrieval.evaluate(model, eval_variables(cs), query, gallery, config, mesh, picture)
+    return {"before": None, "after": after, "paths": {"workdir": workdir, "ranked_list": picture}}
