@@ -86,7 +86,11 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI entry point."""
+    """CLI entry point: prints a summary, or one `error:` line and exits with status 2.
+
+    Args:
+        argv: arguments without the program name; None reads sys.argv.
+    """
     args = parse_args(argv)
     try:
         stage_sizes = [int(n) for n in args.stage_sizes.split(",")] if args.stage_sizes else None
