@@ -9,7 +9,9 @@
   official code (michuanhaohao/reid-strong-baseline, `modeling/baseline.py`): the
   BatchNorm1d bias is frozen at 0 (`bottleneck.bias.requires_grad_(False)`; here the
   trainer freezes the param named `bnneck/bias` through an optax mask), weight 1,
-  classifier weights normal(std=0.001) (`weights_init_classifier`).
+  classifier weights normal(std=0.001) (`weights_init_classifier`). One known
+  difference: PyTorch's running variance uses the unbiased batch variance, Flax's the
+  biased one, so at batch 64 our BNNeck running variance is 63/64 of PyTorch's.
 - CosineClassifier: cos(theta) between L2-normalised features and class weights, the
   input of the margin softmaxes in `reid_jax/losses/margin.py` (CosFace, ArcFace).
 - PCBHead: Sun et al., "Beyond Part Models: Person Retrieval with Refined Part Pooling
