@@ -47,10 +47,11 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
 
 def _distance_block(q: jax.Array, g: jax.Array, g_sqnorm: jax.Array, metric: str) -> jax.Array:
     """Distances between a query block and the whole gallery (traced inside jit)."""
-    dots = jnp.matmul(q, g.T, precision=_PRECISION)
     if metric == 'cosine':
-        return 1.0 - dots
-    sq = jnp.sum(q * q, axis=1, keepdims=True) + g_sqnorm[None, :] - 2.0 * dots
+        return 1.0 - jnp.matmul(q, g.T, precision=_PRECISION)
+    # (-2 q) . g is exactly -2 (q . g) and lets XLA fuse the sum into the matmul.
+    dots = jnp.matmul(q * -2.0, g.T, precision=_PRECISION)
+    sq = jnp.sum(q * q, axis=1, keepdims=True) + g_sqnorm[None, :] + dots
     # Cancellation can leave tiny negatives for (near-)identical vectors.
     sq = jnp.maximum(sq, 0.0)
     if metric == 'sqeuclidean':

@@ -58,7 +58,7 @@ def iter_query_stats(
         blocks = rerank_lib.iter_k_reciprocal_rerank(qf, gf, k1, k2, lambda_value, chunk_size)
     else:
         blocks = distance.iter_distance_chunks(query_features, gallery_features, metric, chunk_size)
-    step = protocols.max_block_rows(ng)
+    step = protocols.block_rows(ng)
     for start, block in blocks:
         host = np.asarray(block)
         for s in range(0, host.shape[0], step):

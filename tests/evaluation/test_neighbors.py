@@ -35,3 +35,11 @@ def test_pair_distances():
     np.testing.assert_allclose(
         neighbors.pair_sq_distances(f, r, c, chunk_size=3), _sq_dist(f)[r, c], rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize('keep', [1, 37, 64, 100])
+def test_head_rows_are_full_distance_rows(keep):
+    f = np.random.default_rng(3).normal(size=(100, 8)).astype(np.float32)
+    nb = neighbors.knn_search(f, 5, chunk_size=32, keep_rows=keep)
+    assert nb.head.shape == (keep, 100)
+    np.testing.assert_allclose(nb.head, _sq_dist(f)[:keep], rtol=1e-5, atol=1e-4)

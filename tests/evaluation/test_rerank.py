@@ -77,6 +77,12 @@ def test_bounded_matches_reference(small_problem, small_reference):
     np.testing.assert_allclose(out, small_reference, atol=1e-5)
 
 
+def test_bounded_without_cached_query_rows(small_problem, small_reference):
+    blocks = rerank.iter_k_reciprocal_rerank(*small_problem, chunk_size=25, cache_bytes=0)
+    out = np.concatenate([b for _, b in blocks])
+    np.testing.assert_allclose(out, small_reference, atol=1e-5)
+
+
 @pytest.mark.parametrize('k1,k2,lam', [(5, 1, 0.0), (7, 3, 0.5)])
 def test_other_parameters_match_reference(k1, k2, lam):
     f = _features(1, 120, ids=20)
