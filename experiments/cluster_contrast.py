@@ -114,9 +114,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         common.set_dataset(c, "synthetic")
         cpu_small(c)
         c.data.p, c.data.k = 16, 4
-        c.data.steps_per_epoch = 40
-        c.optim.milestones = (4,)
-        c.train.num_epochs = 5
+        c.data.steps_per_epoch = 25
+        c.optim.lr = 1e-3  # from scratch, as bot.py:synthetic
+        c.optim.milestones = (3,)
+        c.train.num_epochs = 4
         c.train.checkpoint_every_epochs = 1
         c.eval.every_epochs = 0
     elif arg == "synthetic_tiny":

@@ -1,0 +1,188 @@
+"""One pseudo-label round (k-NN + k-reciprocal Jaccard + DBSCAN) at Market / MSMT17 size.
+
+Times ``reid_jax.clustering.pseudo_labels`` (device k-NN in blocks, sparse encodings,
+sparse Jaccard graph, DBSCAN on the sparse graph) on random L2-normalised features, and
+beside it a dense NumPy reference at Market-1501 size: a transcription of the dense
+algorithm of SpCL / cluster contrast ``compute_jaccard_distance`` (N x N distance,
+V, query-expanded V and Jaccard matrices, the per-row inverted-index loop) followed by
+DBSCAN on the dense matrix. Each measurement runs in its own subprocess so that its
+peak resident memory (``ru_maxrss``) is its own.
+
+  python benchmarks/cluster_bench.py                    # Market size, ours + reference
+  python benchmarks/cluster_bench.py --sizes 12936 32621 --reference_max 12936
+
+Random 2048-d features have almost no structure (DBSCAN finds few clusters); the
+timings are those of the algorithm's data movement, which is what this measures.
+Writes benchmarks/results/cluster_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+K1, K2, EPS, MIN_SAMPLES = 30, 6, 0.6, 4
+MARKET, MSMT17 = 12936, 32621
+
+
+def _features(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def run_ours(feats: np.ndarray) -> dict:
+    """Our round: sparse Jaccard (device k-NN) + DBSCAN on the sparse graph."""
+    import ml_collections
+
+    from reid_jax.clustering import pseudo_labels
+
+    cfg = ml_collections.ConfigDict(dict(method="dbscan", k1=K1, k2=K2, eps=EPS, min_samples=MIN_SAMPLES))
+    pseudo_labels.pseudo_labels(feats[:256], cfg)  # compile outside the timing
+    t0 = time.perf_counter()
+    res = pseudo_labels.pseudo_labels(feats, cfg)
+    total = time.perf_counter() - t0
+    return {"seconds": total, "stages": res.seconds, "num_clusters": res.num_clusters,
+            "num_outliers": res.num_outliers, "labels": res.labels.tolist()}
+
+
+def _reference_jaccard(feats: np.ndarray, k1: int, k2: int) -> np.ndarray:
+    """Dense transcription of the reference algorithm (N x N float32 matrices)."""
+    n = feats.shape[0]
+    dist = 2.0 - 2.0 * (feats @ feats.T)  # squared distance of unit vectors
+    part = np.argpartition(dist, k1, axis=1)[:, :k1]
+    order = np.take_along_axis(dist, part, axis=1).argsort(axis=1, kind="stable")
+    rank = np.take_along_axis(part, order, axis=1)  # what a k1-NN search returns
+
+    def recip(i: int, k: int) -> np.ndarray:
+        fwd = rank[i, : k + 1]
+        return fwd[np.where(rank[fwd, : k + 1] == i)[0]]
+
+    half = int(np.around(k1 / 2))
+    nn_k1 = [recip(i, k1) for i in range(n)]
+    nn_half = [recip(i, half) for i in range(n)]
+    v = np.zeros((n, n), np.float32)
+    for i in range(n):
+        r = nn_k1[i]
+        expanded = r
+        for c in r:
+            rc = nn_half[c]
+            if len(np.intersect1d(rc, r)) > 2 / 3 * len(rc):
+                expanded = np.append(expanded, rc)
+        expanded = np.unique(expanded)
+        w = np.exp(-dist[i, expanded])
+        v[i, expanded] = w / w.sum()
+    del dist
+    if k2 != 1:
+        v_qe = np.zeros_like(v)
+        for i in range(n):
+            v_qe[i] = v[rank[i, :k2]].mean(axis=0)
+        v = v_qe
+        del v_qe
+    inv_index = [np.where(v[:, i] != 0)[0] for i in range(n)]
+    jaccard = np.zeros((n, n), np.float32)
+    for i in range(n):
+        temp_min = np.zeros(n, np.float32)
+        nonzero = np.where(v[i] != 0)[0]
+        for j in nonzero:
+            imgs = inv_index[j]
+            temp_min[imgs] += np.minimum(v[i, j], v[imgs, j])
+        jaccard[i] = 1 - temp_min / (2 - temp_min)
+    del v
+    np.maximum(jaccard, 0, out=jaccard)
+    return jaccard
+
+
+def run_reference(feats: np.ndarray) -> dict:
+    """Dense NumPy reference round + scikit-learn DBSCAN on the dense matrix."""
+    import sklearn.cluster
+
+    t0 = time.perf_counter()
+    jac = _reference_jaccard(feats, K1, K2)
+    t1 = time.perf_counter()
+    labels = sklearn.cluster.DBSCAN(eps=EPS, min_samples=MIN_SAMPLES, metric="precomputed").fit_predict(jac)
+    t2 = time.perf_counter()
+    return {"seconds": t2 - t0, "stages": {"jaccard": t1 - t0, "cluster": t2 - t1},
+            "num_clusters": int(labels.max()) + 1, "num_outliers": int((labels < 0).sum()),
+            "labels": labels.tolist()}
+
+
+def _child(which: str, n: int, dim: int) -> None:
+    feats = _features(n, dim)
+    out = run_ours(feats) if which == "ours" else run_reference(feats)
+    out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print("RESULT " + json.dumps(out))
+
+
+def _measure(which: str, n: int, dim: int) -> dict:
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, __file__, "--_child", which, "--sizes", str(n), "--dim", str(dim)],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"{which} at N={n} failed:\n{proc.stderr[-3000:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[MARKET])
+    parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--reference_max", type=int, default=MARKET,
+                        help="run the dense reference only up to this N")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "cluster_bench.json"))
+    parser.add_argument("--_child", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._child:
+        _child(args._child, args.sizes[0], args.dim)
+        return
+
+    import jax
+
+    rows = []
+    for n in args.sizes:
+        ours = _measure("ours", n, args.dim)
+        row = {"n": n, "dim": args.dim, "ours_seconds": ours["seconds"], "ours_stages": ours["stages"],
+               "ours_peak_rss_gib": ours["peak_rss_gib"], "num_clusters": ours["num_clusters"],
+               "num_outliers": ours["num_outliers"]}
+        if n <= args.reference_max:
+            ref = _measure("reference", n, args.dim)
+            row.update({"reference_seconds": ref["seconds"], "reference_stages": ref["stages"],
+                        "reference_peak_rss_gib": ref["peak_rss_gib"],
+                        "speedup": ref["seconds"] / ours["seconds"],
+                        "same_labels": ref["labels"] == ours["labels"]})
+        rows.append(row)
+        print(f"N={n}: ours {ours['seconds']:.1f} s, peak {ours['peak_rss_gib']:.2f} GiB"
+              + (f"; dense reference {row['reference_seconds']:.1f} s, peak "
+                 f"{row['reference_peak_rss_gib']:.2f} GiB; speed-up {row['speedup']:.1f}x; "
+                 f"same labels: {row['same_labels']}" if "speedup" in row else ""), flush=True)
+
+    header = f"{'N':>7} {'ours s':>8} {'ours GiB':>9} {'ref s':>8} {'ref GiB':>8} {'speed-up':>9} {'clusters':>9}"
+    print(header)
+    for r in rows:
+        ref_s = f"{r['reference_seconds']:8.1f}" if "speedup" in r else f"{'-':>8}"
+        ref_m = f"{r['reference_peak_rss_gib']:8.2f}" if "speedup" in r else f"{'-':>8}"
+        sp = f"{r['speedup']:8.1f}x" if "speedup" in r else f"{'-':>9}"
+        print(f"{r['n']:7d} {r['ours_seconds']:8.1f} {r['ours_peak_rss_gib']:9.2f} {ref_s} {ref_m} {sp} {r['num_clusters']:9d}")
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    meta = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+            "cpu_count": os.cpu_count(), "machine": platform.platform(),
+            "k1": K1, "k2": K2, "eps": EPS, "min_samples": MIN_SAMPLES}
+    with open(args.out, "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

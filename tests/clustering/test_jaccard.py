@@ -1,0 +1,89 @@
+"""k-reciprocal Jaccard distances of the clustering round against a NumPy transcription.
+
+The reference below transcribes the algorithm of SpCL's ``compute_jaccard_distance``
+(Ge et al., NeurIPS 2020; reused by cluster contrast and PPLR) with dense N x N
+matrices and Python loops: k1-NN lists (the image itself first), k-reciprocal sets
+from the first k1 + 1 list entries (all k1 when only k1 were searched), half sets of
+round(k1 / 2), the 2/3 expansion rule, softmax(-(2 - 2 cos)) weights on R*, local query
+expansion over the first k2 neighbours, 1 - m / (2 - m), clipped at 0.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse
+import sklearn.cluster
+
+from reid_jax.clustering import pseudo_labels
+
+
+def _reference_jaccard(x, k1, k2):
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    n = x.shape[0]
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    rank = np.argsort(d, axis=1, kind="stable")[:, :k1]  # what a k1-NN search returns
+
+    def recip(i, k):
+        fwd = rank[i, : k + 1]
+        bwd = rank[fwd, : k + 1]
+        return fwd[np.where(bwd == i)[0]]
+
+    half = int(np.around(k1 / 2))
+    v = np.zeros((n, n))
+    for i in range(n):
+        r = recip(i, k1)
+        expanded = r
+        for c in r:
+            rc = recip(c, half)
+            if len(np.intersect1d(rc, r)) > 2 / 3 * len(rc):
+                expanded = np.append(expanded, rc)
+        expanded = np.unique(expanded)
+        w = np.exp(-d[i, expanded])
+        v[i, expanded] = w / w.sum()
+    if k2 != 1:
+        v = np.stack([v[rank[i, :k2]].mean(axis=0) for i in range(n)])
+    jac = np.zeros((n, n))
+    for i in range(n):
+        m = np.minimum(v[i][None, :], v).sum(axis=1)
+        jac[i] = 1 - m / (2 - m)
+    return np.maximum(jac, 0.0)
+
+
+def _blobs(n, d, centers, seed, spread=0.4):
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centers, d))
+    return (c[rng.integers(0, centers, n)] + spread * rng.normal(size=(n, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize("n,d,k1,k2,seed", [(60, 8, 10, 4, 0), (120, 16, 30, 6, 1), (50, 4, 7, 1, 2)])
+def test_sparse_jaccard_matches_reference(n, d, k1, k2, seed):
+    x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    want = _reference_jaccard(x.astype(np.float64), k1, k2)
+    got = pseudo_labels.jaccard_distances(x, k1, k2)
+    assert scipy.sparse.issparse(got)
+    dense = np.ones((n, n))
+    coo = got.tocoo()
+    dense[coo.row, coo.col] = coo.data
+    np.testing.assert_allclose(dense, want, atol=2e-5)
+    # Missing entries are exactly the pairs whose encodings share nothing.
+    assert np.all(want[dense == 1.0] > 1 - 1e-6)
+    np.testing.assert_allclose(np.diag(got.toarray()), 0.0, atol=1e-6)
+
+
+def test_sparse_dbscan_equals_dense_dbscan_on_reference():
+    x = _blobs(150, 16, 6, seed=3)
+    want_dist = _reference_jaccard(x.astype(np.float64), 20, 6)
+    want = sklearn.cluster.DBSCAN(eps=0.6, min_samples=4, metric="precomputed").fit_predict(want_dist)
+    got = pseudo_labels.dbscan(pseudo_labels.jaccard_distances(x, 20, 6), eps=0.6, min_samples=4)
+    assert want.max() >= 2, "the blobs should give several clusters"
+    np.testing.assert_array_equal(got, want)
+
+
+def test_restrict_graph_keeps_explicit_zeros_and_drops_far_pairs():
+    data = np.array([0.0, 0.7, 0.2, 0.0, 0.9, 0.0], np.float32)
+    indices = np.array([0, 1, 2, 1, 0, 2])
+    indptr = np.array([0, 3, 4, 6])
+    g = scipy.sparse.csr_matrix((data, indices, indptr), shape=(3, 3))
+    r = pseudo_labels.restrict_graph(g, 0.5)
+    assert r.nnz == 4  # the 0.7 and 0.9 entries go, the three zeros stay explicit
+    np.testing.assert_array_equal(r.indptr, [0, 2, 3, 4])
+    np.testing.assert_array_equal(r.indices, [0, 2, 1, 2])
