@@ -9,13 +9,13 @@ CVPR 2022), run at the start of every epoch:
 1. L2-normalised features of every training image (the caller extracts them);
 2. k-reciprocal Jaccard distances (Zhong et al., CVPR 2017) with k1 = 30, k2 = 6
    (``compute_jaccard_distance(features, k1=30, k2=6)`` in the official code); here
-   ``reid_jax.evaluation.rerank.k_reciprocal_jaccard``: k-NN search on the device in
-   blocks, sparse encodings, sparse output;
+   ``reid_jax.clustering.jaccard.jaccard_graph``: k-NN search on the device in
+   blocks, sparse encodings, and a sparse graph of the pairs within eps only;
 3. DBSCAN (Ester et al., KDD 1996; scikit-learn, ``metric='precomputed'``,
    ``min_samples=4``, ``eps=0.6`` in cluster contrast, ``0.5`` in PPLR on Market-1501)
-   on the *sparse* Jaccard graph: every pair not stored has distance exactly 1, so with
-   eps < 1 the neighbourhoods are those of the dense matrix (scikit-learn treats a
-   missing entry of a sparse precomputed graph as "not a neighbour"). Label -1 marks
+   on the *sparse* Jaccard graph: every pair not stored is farther than eps, so the
+   neighbourhoods are those of the dense matrix (scikit-learn treats a missing entry
+   of a sparse precomputed graph as "not a neighbour"). Label -1 marks
    outliers; the trainers drop them from the epoch, as the references do.
 
 Two other labelers are offered for ablations: k-means on the normalised features
@@ -41,7 +41,8 @@ import sklearn.metrics
 from numpy.typing import ArrayLike
 
 from reid_jax import errors
-from reid_jax.evaluation import distance, kreciprocal, neighbors, rerank
+from reid_jax.clustering import jaccard
+from reid_jax.evaluation import distance, kreciprocal, neighbors
 
 METHODS = ("dbscan", "kmeans", "knn")
 
@@ -66,18 +67,22 @@ class Clustering:
         return int(np.sum(self.labels < 0))
 
 
-def jaccard_distances(features: ArrayLike, k1: int = 30, k2: int = 6) -> scipy.sparse.csr_matrix:
+def jaccard_distances(
+    features: ArrayLike, k1: int = 30, k2: int = 6, max_distance: float = 1.0
+) -> scipy.sparse.csr_matrix:
     """Sparse k-reciprocal Jaccard distances among the rows of ``features``.
 
     Args:
       features: [N, D] features (L2-normalised here).
       k1: neighbours searched per image, itself included (30 in SpCL/cluster contrast).
       k2: local query expansion size (6).
+      max_distance: only pairs within this distance are stored (DBSCAN's eps).
 
     Returns:
-      [N, N] float32 CSR; every pair not stored has distance 1, the diagonal is stored.
+      [N, N] float32 CSR; every pair not stored has distance > max_distance (1 when
+      the encodings share nothing); the diagonal is stored.
     """
-    return rerank.k_reciprocal_jaccard(features, k1=k1, k2=k2, output="sparse")
+    return jaccard.jaccard_graph(features, k1=k1, k2=k2, max_distance=max_distance)
 
 
 def restrict_graph(dist: scipy.sparse.csr_matrix, eps: float) -> scipy.sparse.csr_matrix:
@@ -195,7 +200,7 @@ def pseudo_labels(features: ArrayLike, cfg: ml_collections.ConfigDict, seed: int
                 f"the Jaccard distance needs at least cluster.k1 = {cfg.k1} images, got {n}; "
                 "lower --config.cluster.k1."
             )
-        dist = jaccard_distances(features, cfg.k1, cfg.k2)
+        dist = jaccard_distances(features, cfg.k1, cfg.k2, max_distance=cfg.eps)
         seconds["jaccard"] = time.time() - t0
         t0 = time.time()
         labels = dbscan(dist, cfg.eps, cfg.min_samples)

@@ -69,6 +69,16 @@ def test_sparse_jaccard_matches_reference(n, d, k1, k2, seed):
     np.testing.assert_allclose(np.diag(got.toarray()), 0.0, atol=1e-6)
 
 
+def test_threshold_keeps_exactly_the_pairs_within_max_distance():
+    x = _blobs(100, 8, 5, seed=4)
+    want = _reference_jaccard(x.astype(np.float64), 15, 6)
+    got = pseudo_labels.jaccard_distances(x, 15, 6, max_distance=0.5).tocoo()
+    stored = np.zeros(want.shape, bool)
+    stored[got.row, got.col] = True
+    np.testing.assert_array_equal(stored, (want <= 0.5) | np.eye(100, dtype=bool))
+    np.testing.assert_allclose(got.data, want[got.row, got.col], atol=2e-5)
+
+
 def test_sparse_dbscan_equals_dense_dbscan_on_reference():
     x = _blobs(150, 16, 6, seed=3)
     want_dist = _reference_jaccard(x.astype(np.float64), 20, 6)

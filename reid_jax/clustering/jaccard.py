@@ -1,0 +1,104 @@
+"""k-reciprocal Jaccard distances for clustering, kept as a thresholded sparse graph.
+
+The distance of the clustering pipelines (Zhong et al., "Re-ranking Person
+Re-identification with k-reciprocal Encoding", CVPR 2017, as used by SpCL, Ge et al.,
+NeurIPS 2020, ``compute_jaccard_distance``, cluster contrast and PPLR): L2-normalised
+features, k1 = 30 neighbours searched (the image itself included), R(p, k1) from those
+k1 entries, half sets from the first round(k1 / 2) + 1, the 2/3 expansion rule, weights
+``softmax(-(2 - 2 cos))`` on R*, local query expansion over the first k2 = 6 neighbours,
+``1 - m / (2 - m)`` with ``m = sum min(V_p, V_g)``, clipped at 0; no lambda mix.
+
+The references build dense N x N matrices for V, its expansion and the distances.
+Here the k-NN search runs on the device in blocks (``evaluation/neighbors.py``), the
+encodings are sparse and the min-sums run over shared non-zeros only, one block of
+rows at a time (the building blocks of ``evaluation/kreciprocal.py``, shared with
+re-ranking). What is kept differs from ``evaluation.rerank.k_reciprocal_jaccard``:
+DBSCAN with radius eps only ever looks at pairs within eps, so ``max_distance``
+keeps only those. That matters: on weakly structured features (early rounds, or the
+random features of ``benchmarks/cluster_bench.py``) nearly every pair shares some
+weight, and the full "overlapping pairs" graph is as large as the dense matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+from numpy.typing import ArrayLike
+
+from reid_jax.evaluation import distance, kreciprocal, neighbors
+
+# SpCL / cluster contrast / PPLR: compute_jaccard_distance(features, k1=30, k2=6).
+K1 = 30
+K2 = 6
+# Distances held per block of rows (float64 min-sums): 2^24 cells = 128 MiB.
+_BLOCK_CELLS = 1 << 24
+
+
+def encodings(
+    features: ArrayLike, k1: int = K1, k2: int = K2, chunk_size: int = 2048
+) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """Query-expanded sparse k-reciprocal encodings of L2-normalised features.
+
+    Args:
+      features: [N, D] L2-normalised features.
+      k1: neighbours searched per image (itself included).
+      k2: local query expansion size.
+      chunk_size: block size of the device k-NN search.
+
+    Returns:
+      (V [N, N] float32 CSR with rows summing to 1, [N, >= k1] neighbour ranking).
+    """
+    feats = np.asarray(features, np.float32)
+    n = feats.shape[0]
+    half = kreciprocal.half_length(k1)
+    nb = neighbors.knn_search(feats, max(k1, half, k2), chunk_size=chunk_size)
+    members, counts = kreciprocal.expanded_sets(nb.indices, k1, half)
+    valid = members < n
+    rows = np.nonzero(valid)[0]
+    # Squared distance of unit vectors = 2 - 2 cos, the references' exponent.
+    dist = np.zeros(members.shape, np.float32)
+    dist[valid] = neighbors.pair_sq_distances(feats, rows, members[valid])
+    v = kreciprocal.encode(members, counts, dist, n)
+    return kreciprocal.query_expansion(v, nb.indices, k2), nb.indices
+
+
+def jaccard_graph(
+    features: ArrayLike,
+    k1: int = K1,
+    k2: int = K2,
+    max_distance: float = 1.0,
+    chunk_size: int = 2048,
+) -> scipy.sparse.csr_matrix:
+    """Sparse k-reciprocal Jaccard distances, only the pairs within ``max_distance``.
+
+    Args:
+      features: [N, D] features (L2-normalised here).
+      k1: neighbours searched per image, itself included (30).
+      k2: local query expansion size (6).
+      max_distance: keep pairs with distance <= this (and encodings that overlap);
+        pass DBSCAN's eps. 1.0 keeps every pair whose encodings share a non-zero.
+      chunk_size: block size of the k-NN search; rows per distance block are bounded
+        by a fixed cell budget.
+
+    Returns:
+      [N, N] float32 CSR. Every pair not stored has distance > max_distance (exactly 1
+      when the encodings share nothing); the diagonal is stored (explicit 0).
+    """
+    feats = np.asarray(distance.l2_normalize(np.asarray(features, np.float32)))
+    n = feats.shape[0]
+    if k1 < 1 or k2 < 1 or n < max(k1, k2):
+        raise ValueError(f"need k1, k2 >= 1 and at least max(k1, k2) images; got {k1}, {k2}, {n}.")
+    v, _ = encodings(feats, k1, k2, chunk_size)
+    inverted = v.T.tocsr()  # row k: images with a weight on k
+    block = max(1, _BLOCK_CELLS // n)
+    parts = []
+    for s in range(0, n, block):
+        m = kreciprocal.min_sums(v[s:s + block], inverted)
+        jac = np.maximum(kreciprocal.jaccard_from_min_sums(m), 0.0)
+        keep = (m > 0) & (jac <= max_distance)
+        keep[np.arange(m.shape[0]), np.arange(s, s + m.shape[0])] = True
+        r, c = np.nonzero(keep)
+        parts.append(scipy.sparse.csr_matrix(
+            (jac[r, c].astype(np.float32), (r, c)), shape=(m.shape[0], n)
+        ))
+    return scipy.sparse.vstack(parts, format="csr")
