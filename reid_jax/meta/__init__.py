@@ -1,0 +1,1 @@
+"""Meta-learning pieces shared by the domain-generalization trainers (MetaBIN, M3L)."""
