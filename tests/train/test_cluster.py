@@ -93,6 +93,29 @@ def test_too_few_clusters_is_a_clear_error(tfds_dir, tmp_path):
         cluster.train_and_evaluate(config, str(tmp_path / "few"))
 
 
+def test_grouped_batchnorm_equals_separate_forwards():
+    from reid_jax.models import zoo
+
+    model = zoo.ReIDNet(backbone="resnet18", stage_sizes=(1, 1, 1, 1), width=8)
+    x = jax.random.normal(jax.random.key(0), (8, 32, 16, 3))
+    variables = model.init(jax.random.key(1), x, train=False)
+    params, stats = variables["params"], variables["batch_stats"]
+    out, new_stats = cluster.apply_train(model, params, stats, x, bn_group_size=4)
+    parts_out = [
+        model.apply({"params": params, "batch_stats": stats}, x[i:i + 4], train=True,
+                    mutable=["batch_stats"])
+        for i in (0, 4)
+    ]
+    want = np.concatenate([np.asarray(o["neck_features"]) for o, _ in parts_out])
+    np.testing.assert_allclose(out["neck_features"], want, rtol=1e-4, atol=1e-5)
+    mean_stats = jax.tree.map(lambda a, b: (a + b) / 2, parts_out[0][1]["batch_stats"],
+                              parts_out[1][1]["batch_stats"])
+    for a, b in zip(jax.tree.leaves(new_stats), jax.tree.leaves(mean_stats)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    whole, _ = cluster.apply_train(model, params, stats, x, bn_group_size=0)
+    assert not np.allclose(whole["neck_features"], want, atol=1e-3)
+
+
 def test_stripe_pool_uses_adaptive_bins():
     x = jnp.arange(2 * 8 * 2 * 1, dtype=jnp.float32).reshape(2, 8, 2, 1)
     got = parts.stripe_pool(x, 3)  # bins [0, 3), [2, 6), [5, 8)
