@@ -136,3 +136,89 @@ def eval_batches(n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     mask = np.zeros(num * batch_size, dtype=bool)
     mask[:n] = True
     return flat.reshape(num, batch_size), mask.reshape(num, batch_size)
+
+
+def _domain_seed(seed: int, domain: int) -> int:
+    """An independent seed for one domain's P x K stream, fixed by (seed, domain)."""
+    return int(np.random.SeedSequence([seed, domain]).generate_state(1)[0])
+
+
+def domain_pk_batches(
+    labels: np.ndarray,
+    camera_ids: np.ndarray,
+    domains: np.ndarray,
+    p: int,
+    k: int,
+    seed: int,
+    epoch: int,
+    num_batches: int | None = None,
+    mode: str = "per_domain",
+) -> np.ndarray:
+    """Domain-balanced P x K batches over a multi-source training set, for one epoch.
+
+    Each domain (source dataset) is sampled on its own with :func:`pk_batches`, from a
+    seed fixed by (seed, domain), so labels only need to be distinct within a domain and
+    adding a domain does not change the batches drawn from the others.
+
+    Args:
+      labels: [N] training labels (examples with label < 0 are never drawn).
+      camera_ids: [N] camera of each example.
+      domains: [N] domain index of each example (``ReidData.domains``).
+      p: identities per domain block.
+      k: instances per identity.
+      seed: run seed.
+      epoch: epoch number; (seed, epoch) fixes the result.
+      num_batches: batches to draw. Default: every domain is covered about once, so
+        the largest domain sets the length (smaller domains start a new pass when they
+        run out): ``max_d steps_per_epoch(domain d)`` for 'per_domain', ``D`` times
+        that for 'alternate'.
+      mode: 'per_domain': every batch holds P x K from each of the D domains, rows
+        grouped by domain in increasing domain order (batch size D * P * K), as in the
+        domain-generalization methods that need every source in every step;
+        'alternate': batch b holds P x K from domain ``b mod D`` only (batch size P * K).
+
+    Returns:
+      int64 array [num_batches, D * P * K] ('per_domain') or [num_batches, P * K]
+      ('alternate') of example indices; each domain block is laid out as in pk_batches.
+    """
+    labels = np.asarray(labels)
+    camera_ids = np.asarray(camera_ids)
+    domains = np.asarray(domains)
+    if not labels.shape == camera_ids.shape == domains.shape:
+        raise errors.ReidError(
+            f"labels {labels.shape}, camera_ids {camera_ids.shape} and domains {domains.shape} "
+            "must have the same length."
+        )
+    if mode not in ("per_domain", "alternate"):
+        raise errors.ReidError(f"unknown domain sampling mode {mode!r}; use 'per_domain' or 'alternate'.")
+    doms = [int(d) for d in np.unique(domains[labels >= 0])]
+    if not doms:
+        raise errors.ReidError("no labelled training examples to sample from.")
+    members = {d: np.flatnonzero((domains == d) & (labels >= 0)) for d in doms}
+    for d, idx in members.items():
+        num_ids = len(np.unique(labels[idx]))
+        if num_ids < p:
+            raise errors.ReidError(
+                f"impossible P x K = {p} x {k} per domain: domain {d} has only {num_ids} "
+                f"identities; set --config.data.p to at most {num_ids}."
+            )
+    steps = max(steps_per_epoch(labels[idx], p, k) for idx in members.values())
+    num_domains = len(doms)
+    if num_batches is None:
+        num_batches = steps if mode == "per_domain" else steps * num_domains
+    if mode == "per_domain":
+        counts = {d: num_batches for d in doms}
+    else:
+        # Domain j takes batches j, j + D, j + 2D, ...
+        counts = {d: len(range(j, num_batches, num_domains)) for j, d in enumerate(doms)}
+    blocks = {}
+    for d, idx in members.items():
+        local = pk_batches(labels[idx], camera_ids[idx], p, k, _domain_seed(seed, d), epoch,
+                           num_batches=counts[d]) if counts[d] else np.empty((0, p * k), np.int64)
+        blocks[d] = idx[local]
+    if mode == "per_domain":
+        return np.concatenate([blocks[d] for d in doms], axis=1)
+    out = np.empty((num_batches, p * k), dtype=np.int64)
+    for j, d in enumerate(doms):
+        out[j::num_domains] = blocks[d]
+    return out
