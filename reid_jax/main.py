@@ -31,6 +31,7 @@ TRAINERS: dict[str, dict[str, Callable[[ml_collections.ConfigDict, str], dict[st
     "supervised": {"train": supervised.train_and_evaluate, "eval": supervised.evaluate_checkpoint},
     "cluster_contrast": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
     "pplr": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
+    "cap": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
 }
 
 _COLUMNS = ["model", "rank1", "rank5", "rank10", "mAP", "mINP"]

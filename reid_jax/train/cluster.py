@@ -1,4 +1,4 @@
-"""Clustering-based unsupervised re-ID: cluster contrast and PPLR.
+"""Clustering-based unsupervised re-ID: cluster contrast, PPLR and CAP.
 
 Both methods alternate, every epoch, a pseudo-label round and an epoch of training on
 the clustered images (identity labels of the training split are never used; the true
@@ -15,7 +15,11 @@ identities are read only to log cluster NMI/purity as a diagnostic):
   classifiers re-initialised to the normalised centroids each round, cross agreement of
   global and part top-20 neighbourhoods once per round, PGLR on the global classifier,
   AALS on the parts (label-smoothed CE for the first 5 epochs), soft triplet on the
-  global feature (``reid_jax/clustering/cross_agreement.py``).
+  global feature (``reid_jax/clustering/cross_agreement.py``);
+* CAP (Wang et al., "Camera-aware Proxies for Unsupervised Person Re-Identification",
+  AAAI 2021): clusters split by camera into proxies, a proxy memory, intra-camera
+  contrastive loss plus (from epoch 5) an inter-camera loss against all proxies of the
+  cluster and the hardest proxies of other clusters (``clustering/camera_proxies.py``).
 
 Shapes stay fixed across rounds so the step compiles once: the memory and the
 classifiers have ``cluster.max_clusters`` rows (0 = one per training image, the upper
@@ -49,7 +53,7 @@ import numpy as np
 import optax
 
 from reid_jax import checkpoint, errors, reporting, sharding
-from reid_jax.clustering import cross_agreement, memory, pseudo_labels
+from reid_jax.clustering import camera_proxies, cross_agreement, memory, pseudo_labels
 from reid_jax.data import augment, pipeline, samplers, sources
 from reid_jax.evaluation import distance, embed, retrieval
 from reid_jax.losses import contrastive
@@ -57,7 +61,7 @@ from reid_jax.models import parts, zoo
 from reid_jax.train import optim, supervised
 from reid_jax.train import state as state_lib
 
-METHODS = ("cluster_contrast", "pplr")
+METHODS = ("cluster_contrast", "pplr", "cap")
 # Models this trainer builds itself until reid_jax/models/zoo.py lists them.
 _LOCAL_MODELS: dict[str, type[nn.Module]] = {"part_net": parts.PartNet}
 # PPLR CrossEntropyLabelSmooth default epsilon (parts, first aals_epoch epochs).
@@ -71,15 +75,21 @@ class ClusterState:
 
     Attributes:
       train: the TrainState (step, params, batch_stats, opt_state, nonfinite_step).
-      memory: [capacity, D] cluster memory (cluster contrast); [1, 1] otherwise.
+      memory: [capacity, D] cluster memory (cluster contrast) or proxy memory (CAP);
+        [1, 1] otherwise.
       agreement: [N, P] cross-agreement scores of the round (PPLR); [1, 1] otherwise.
-      num_clusters: int32, clusters of the current round.
+      proxy_cluster: [capacity] cluster of each proxy, -1 beyond (CAP); [1] otherwise.
+      proxy_camera: [capacity] camera of each proxy (CAP); [1] otherwise.
+      num_clusters: int32, rows of the memory / classifiers in use this round (clusters;
+        proxies for CAP).
       round: int32, the pseudo-label round (= epoch) the labels come from.
     """
 
     train: state_lib.TrainState
     memory: jax.Array
     agreement: jax.Array
+    proxy_cluster: jax.Array
+    proxy_camera: jax.Array
     num_clusters: jax.Array
     round: jax.Array
 
@@ -142,8 +152,10 @@ def create_state(
     num_parts = config.model.get("num_parts", 0) if method == "pplr" else 0
     cstate = ClusterState(
         train=state_lib.TrainState.create(params, batch_stats, tx.init(params)),
-        memory=jnp.zeros((cap, dim) if method == "cluster_contrast" else (1, 1), jnp.float32),
+        memory=jnp.zeros((cap, dim) if method != "pplr" else (1, 1), jnp.float32),
         agreement=jnp.zeros((num_train, num_parts) if num_parts else (1, 1), jnp.float32),
+        proxy_cluster=jnp.full((cap,) if method == "cap" else (1,), -1, jnp.int32),
+        proxy_camera=jnp.full((cap,) if method == "cap" else (1,), -1, jnp.int32),
         num_clusters=jnp.zeros((), jnp.int32),
         round=jnp.zeros((), jnp.int32),
     )
@@ -325,6 +337,50 @@ def make_pplr_step(
     return _jit_step(train_step, mesh)
 
 
+def make_cap_step(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    lr_fn: optax.Schedule,
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+) -> Any:
+    """Jitted CAP ``train_step(cstate, batch, rng) -> (cstate, metrics)``; labels are proxies."""
+    aug_cfg = config.aug.to_dict()
+    cp = config.cap
+    bn_group = check_bn_groups(config)
+
+    def train_step(cs: ClusterState, batch: dict, rng: jax.Array) -> tuple[ClusterState, dict]:
+        st = cs.train
+        rng = jax.random.fold_in(rng, st.step)
+        images = augment.augment_batch(rng, batch["image"], aug_cfg)
+        proxies = batch["label"]
+        cross = cs.round >= cp.crosscam_epoch
+
+        def loss_fn(params: dict) -> tuple[jax.Array, tuple[dict, jax.Array, Any]]:
+            out, new_stats = apply_train(model, params["model"], st.batch_stats, images, bn_group)
+            f = out["neck_features"]
+            intra, inter = camera_proxies.cap_losses(
+                f, proxies, cs.memory, cs.proxy_cluster, cs.proxy_camera, cs.num_clusters,
+                cp.temperature, cp.hard_negatives,
+            )
+            loss = intra + jnp.where(cross, cp.inter_weight * inter, 0.0)
+            return loss, ({"loss": loss, "intra_loss": intra, "inter_loss": inter}, f, new_stats)
+
+        (loss, (terms, f, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            st.params
+        )
+        new_st, ok = _apply_update(st, tx, loss, grads, new_stats)
+        f = distance.l2_normalize(jax.lax.stop_gradient(f))
+        new_mem = jnp.where(
+            ok, memory.momentum_update(cs.memory, f, proxies, cp.momentum), cs.memory
+        )
+        metrics = dict(terms)
+        metrics["lr"] = lr_fn(st.step)
+        return cs.replace(train=new_st, memory=new_mem), metrics
+
+    return _jit_step(train_step, mesh)
+
+
 # ----------------------------------------------------------------------------- round
 def eval_variables(cs: ClusterState) -> dict:
     """The variables that ``model.apply`` takes, from a ClusterState."""
@@ -372,8 +428,9 @@ def pseudo_label_round(
     """Clusters the training set with the current model and prepares the epoch.
 
     Returns:
-      (state with the round's memory / classifiers / agreement, [N] pseudo labels with
-      -1 for outliers, round statistics for the log).
+      (state with the round's memory / classifiers / agreement / proxies, [N] training
+      labels of the epoch (clusters; proxies for CAP) with -1 for outliers, round
+      statistics for the log).
     """
     method = _method(config)
     t0 = time.time()
@@ -389,7 +446,18 @@ def pseudo_label_round(
             f"round {epoch + 1} found {c} clusters, more than cluster.max_clusters = {cap}; "
             "raise --config.cluster.max_clusters."
         )
-    if c < config.data.p:
+    epoch_labels, rows = clus.labels, c
+    if method == "cap":
+        epoch_labels, proxy_cluster, proxy_camera = camera_proxies.build_proxies(
+            clus.labels, data.camera_ids
+        )
+        rows = len(proxy_cluster)
+        if rows > cap:
+            raise errors.ReidError(
+                f"round {epoch + 1} made {rows} camera proxies, more than "
+                f"cluster.max_clusters = {cap}; raise --config.cluster.max_clusters."
+            )
+    if c < config.data.p or rows < config.data.p:
         raise errors.ReidError(
             f"round {epoch + 1} found {c} clusters, fewer than data.p = {config.data.p} "
             "pseudo identities per batch; raise --config.cluster.eps or lower data.p."
@@ -401,6 +469,15 @@ def pseudo_label_round(
     if method == "cluster_contrast":
         cent = pseudo_labels.centroids(global_feats, clus.labels, c)
         host = host.replace(memory=memory.init_memory(cent, cap))
+    elif method == "cap":
+        stats["num_proxies"] = rows
+        cent = pseudo_labels.centroids(global_feats, epoch_labels, rows)
+        pad = lambda a: np.concatenate([a, np.full(cap - rows, -1, np.int32)])  # noqa: E731
+        host = host.replace(
+            memory=memory.init_memory(cent, cap),
+            proxy_cluster=pad(proxy_cluster),
+            proxy_camera=pad(proxy_camera),
+        )
     else:
         part_feats = feats[:, 1:]
         t1 = time.time()
@@ -416,10 +493,10 @@ def pseudo_label_round(
             params = _set_classifier(params, f"part{p}_neck", part_cent[:, p])
         host = host.replace(train=host.train.replace(params=params), agreement=score)
     host = host.replace(
-        num_clusters=np.asarray(c, np.int32), round=np.asarray(epoch, np.int32)
+        num_clusters=np.asarray(rows, np.int32), round=np.asarray(epoch, np.int32)
     )
     stats["round_seconds"] = time.time() - t0
-    return sharding.replicate(host, mesh), clus.labels, stats
+    return sharding.replicate(host, mesh), epoch_labels, stats
 
 
 # ----------------------------------------------------------------------------- main loop
@@ -451,7 +528,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     # --- model and state
     model, cs, tx, lr_fn = create_state(config, len(train), steps, mesh)
-    make_step = make_pplr_step if method == "pplr" else make_contrast_step
+    make_step = {"cluster_contrast": make_contrast_step, "pplr": make_pplr_step,
+                 "cap": make_cap_step}[method]
     train_step = make_step(model, tx, lr_fn, config, mesh)
 
     # --- checkpoint: resume if the workdir holds one

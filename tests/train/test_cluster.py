@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import cluster_contrast, pplr
+from experiments import cap, cluster_contrast, pplr
 from reid_jax import errors
 from reid_jax.main import TRAINERS
 from reid_jax.models import parts
@@ -70,6 +70,18 @@ def test_pplr_two_rounds(tfds_dir, tmp_path):
     # Evaluating the checkpoint gives the final numbers again.
     again = TRAINERS["pplr"]["eval"](config, str(tmp_path / "pplr"))
     assert again["after"] == res["after"]
+
+
+def test_cap_two_rounds(tfds_dir, tmp_path):
+    config = _config(cap, tfds_dir)
+    res = TRAINERS["cap"]["train"](config, str(tmp_path / "cap"))
+    assert len(res["rounds"]) == 2
+    cs = res["state"]
+    m = int(cs.num_clusters)
+    assert m == res["rounds"][-1]["num_proxies"] >= res["rounds"][-1]["num_clusters"]
+    pc, cams = np.asarray(cs.proxy_cluster), np.asarray(cs.proxy_camera)
+    assert (pc[:m] >= 0).all() and (pc[m:] == -1).all() and (cams[:m] >= 0).all()
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(cs.memory)[:m], axis=1), 1.0, atol=1e-5)
 
 
 def test_trainer_never_sees_identity_labels(tfds_dir, tmp_path, monkeypatch):
