@@ -53,7 +53,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         cluster_contrast.cpu_small(c)
         c.data.p, c.data.k = 16, 4
         c.data.steps_per_epoch = 25
-        c.cluster.eps = 0.6
+        c.cluster.eps = 0.5  # as cluster_contrast.py:synthetic (untrained network)
+        c.cluster.min_samples = 2
         c.optim.lr = 1e-3
         c.optim.warmup_epochs = 0
         c.optim.milestones = (3,)
