@@ -27,8 +27,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from reid_jax.models import heads, resnet
+from reid_jax.models import attributes as attr_heads
+from reid_jax.models import heads, ianet, resnet
 from reid_jax.models import non_local as nl_block
+from reid_jax.models import verification as verif_head
 
 POOLINGS = ("avg", "gem")
 NECKS = ("bnneck", "none")
@@ -58,6 +60,14 @@ class ReIDNet(nn.Module):
         head: 'global' (pooling + neck) or 'pcb' (part stripes; pooling and neck unused).
         num_parts: PCB stripes.
         part_dim: PCB channels per stripe.
+        ianet_stages: 1-based stages followed by an IANet IA block (Hou et al. 2019;
+            `reid_jax/models/ianet.py`; (2, 3) as published); () for none.
+        ianet_patch: K of the SIA patch relation (1 as the official code).
+        verification: add 'verification_logits' [N, N, 2] (same/different for every
+            pair of the batch, Zheng et al. 2016; `reid_jax/models/verification.py`)
+            from 'features'; global head only.
+        num_attributes: APR attribute heads (Lin et al. 2019): 'attribute_logits'
+            [N, M] from 'neck_features'; 0 for none; global head only.
     """
 
     backbone: str = "resnet50"
@@ -75,6 +85,10 @@ class ReIDNet(nn.Module):
     head: str = "global"
     num_parts: int = heads.PCB_PARTS
     part_dim: int = heads.PCB_DIM
+    ianet_stages: Sequence[int] = ()
+    ianet_patch: int = 1
+    verification: bool = False
+    num_attributes: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array | None]:
@@ -103,17 +117,32 @@ class ReIDNet(nn.Module):
             )
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; expected one of {HEADS}")
-        fmap = resnet.resnet(
-            self.backbone,
-            stage_sizes=self.stage_sizes,
-            width=self.width,
-            last_stride=self.last_stride,
-            dtype=self.dtype,
-            norm=self.norm,
-            non_local=nl_block.AGW_NON_LOCAL if self.non_local else (0, 0, 0, 0),
-            non_local_inter=self.non_local_inter,
-            name="backbone",
-        )(x, train)
+        if self.ianet_stages:
+            if self.non_local:
+                raise ValueError("ianet_stages and non_local cannot be combined")
+            fmap = ianet.ia_resnet(
+                self.backbone,
+                stage_sizes=self.stage_sizes,
+                width=self.width,
+                last_stride=self.last_stride,
+                dtype=self.dtype,
+                norm=self.norm,
+                ia_stages=tuple(self.ianet_stages),
+                ia_patch=self.ianet_patch,
+                name="backbone",
+            )(x, train)
+        else:
+            fmap = resnet.resnet(
+                self.backbone,
+                stage_sizes=self.stage_sizes,
+                width=self.width,
+                last_stride=self.last_stride,
+                dtype=self.dtype,
+                norm=self.norm,
+                non_local=nl_block.AGW_NON_LOCAL if self.non_local else (0, 0, 0, 0),
+                non_local_inter=self.non_local_inter,
+                name="backbone",
+            )(x, train)
         if self.head == "pcb":
             parts = heads.PCBHead(
                 num_parts=self.num_parts,
@@ -133,12 +162,21 @@ class ReIDNet(nn.Module):
             pooled = heads.GeM(name="pool")(fmap)
         else:
             pooled = heads.avg_pool(fmap)
-        return heads.BNNeck(
+        out = heads.BNNeck(
             num_classes=self.num_classes,
             use_bn=self.neck == "bnneck",
             cosine=self.classifier == "cosine",
             name="neck",
         )(pooled, train)
+        if self.verification:
+            out["verification_logits"] = verif_head.VerificationHead(name="verification")(
+                out["features"]
+            )
+        if self.num_attributes > 0:
+            out["attribute_logits"] = attr_heads.AttributeHeads(
+                self.num_attributes, name="attributes"
+            )(out["neck_features"])
+        return out
 
 
 MODELS: dict[str, type[nn.Module]] = {"reid_net": ReIDNet}

@@ -24,7 +24,7 @@ import optax
 from reid_jax import checkpoint, errors, reporting, sharding
 from reid_jax.data import augment, pipeline, samplers, sources
 from reid_jax.evaluation import retrieval
-from reid_jax.losses import classification, metric
+from reid_jax.losses import attribute, lsro, margin, metric, verification
 from reid_jax.models import zoo
 from reid_jax.train import optim
 from reid_jax.train import state as state_lib
@@ -75,23 +75,117 @@ def init_variables(
 
 
 # ----------------------------------------------------------------------------- step
+def _identity_loss(out: dict, labels: jax.Array, cfg: ml_collections.ConfigDict) -> jax.Array:
+    """Identity cross-entropy on 'logits', or summed over the PCB stripes' 'part_logits'.
+
+    PCB (Sun et al., ECCV 2018, Sec. 3.1): every stripe has its own classifier and the
+    loss is the sum of the P cross-entropies (`part_reduction='mean'` divides by P).
+    Margin softmaxes (`margin_softmax` 'cosface' / 'arcface', for `classifier='cosine'`)
+    turn the cosines into logits first; `lsro` gives samples labeled -1 a uniform target.
+    """
+    smoothing = cfg.label_smoothing
+    use_lsro = cfg.get("lsro", False)
+    if out.get("part_logits") is not None:
+        per_part = jax.vmap(
+            lambda lg: lsro.identity_cross_entropy(lg, labels, smoothing, use_lsro),
+            in_axes=1,
+        )(out["part_logits"])
+        reduction = cfg.get("part_reduction", "sum")
+        if reduction not in ("sum", "mean"):
+            raise errors.ReidError(f"loss.part_reduction must be 'sum' or 'mean', got {reduction!r}")
+        return jnp.sum(per_part) if reduction == "sum" else jnp.mean(per_part)
+    if out.get("logits") is None:
+        raise errors.ReidError("loss.id_weight > 0 but the model has no classifier (num_classes 0).")
+    logits = out["logits"]
+    kind = cfg.get("margin_softmax", "none")
+    if kind == "cosface":
+        logits = margin.cosface_logits(
+            logits, labels, cfg.get("margin_scale", margin.COSFACE_SCALE),
+            cfg.get("margin_m", margin.COSFACE_MARGIN),
+        )
+    elif kind == "arcface":
+        logits = margin.arcface_logits(
+            logits, labels, cfg.get("margin_scale", margin.ARCFACE_SCALE),
+            cfg.get("margin_m", margin.ARCFACE_MARGIN),
+        )
+    elif kind != "none":
+        raise errors.ReidError(
+            f"unknown loss.margin_softmax {kind!r}; choose none, cosface or arcface."
+        )
+    return lsro.identity_cross_entropy(logits, labels, smoothing, use_lsro)
+
+
 def loss_terms(
-    out: dict, labels: jax.Array, centers: jax.Array | None, cfg: ml_collections.ConfigDict
+    out: dict,
+    labels: jax.Array,
+    centers: jax.Array | None,
+    cfg: ml_collections.ConfigDict,
+    attributes: jax.Array | None = None,
 ) -> dict[str, jax.Array]:
-    """The BoT loss terms from model outputs; 'loss' is their weighted sum."""
+    """The loss terms from model outputs; 'loss' is their weighted sum.
+
+    BoT by default (identity CE + batch-hard triplet + center loss). Optional keys of
+    ``cfg`` (read with defaults, so configs without them keep the BoT behaviour):
+    ``triplet`` ('hard' batch-hard, or 'wrt' AGW weighted regularization triplet),
+    ``part_reduction`` (PCB: 'sum' or 'mean' over stripes), ``margin_softmax``
+    ('none', 'cosface', 'arcface') with ``margin_scale`` / ``margin_m``,
+    ``circle_weight`` with ``circle_margin`` / ``circle_gamma`` (pairwise circle loss),
+    ``lsro`` (uniform targets for label -1), ``verification_weight`` (Zheng et al.
+    2016, needs model.verification) and ``attribute_weight`` (APR, needs
+    model.num_attributes and ``attributes``).
+
+    Args:
+        out: model outputs (see `zoo.ReIDNet`).
+        labels: [N] identities.
+        centers: center-loss centres, or None when the center loss is off.
+        cfg: config.loss.
+        attributes: [N, M] binary attribute targets (negative: unknown), or None.
+
+    Returns:
+        Dict of scalar terms and their weighted sum 'loss'.
+    """
     terms = {}
     total = 0.0
     if cfg.id_weight > 0:
-        terms["id_loss"] = classification.cross_entropy(out["logits"], labels, cfg.label_smoothing)
+        terms["id_loss"] = _identity_loss(out, labels, cfg)
         total += cfg.id_weight * terms["id_loss"]
     if cfg.triplet_weight > 0:
-        terms["triplet_loss"] = metric.batch_hard_triplet(
-            out["features"], labels, margin=cfg.triplet_margin, soft_margin=cfg.soft_margin
-        )
+        kind = cfg.get("triplet", "hard")
+        if kind == "hard":
+            terms["triplet_loss"] = metric.batch_hard_triplet(
+                out["features"], labels, margin=cfg.triplet_margin, soft_margin=cfg.soft_margin
+            )
+        elif kind == "wrt":
+            terms["triplet_loss"] = metric.weighted_regularized_triplet(out["features"], labels)
+        else:
+            raise errors.ReidError(f"unknown loss.triplet {kind!r}; choose hard or wrt.")
         total += cfg.triplet_weight * terms["triplet_loss"]
+    if cfg.get("circle_weight", 0.0) > 0:
+        terms["circle_loss"] = metric.pairwise_circle_loss(
+            out["features"], labels,
+            margin=cfg.get("circle_margin", metric.CIRCLE_MARGIN),
+            gamma=cfg.get("circle_gamma", metric.CIRCLE_GAMMA),
+        )
+        total += cfg.circle_weight * terms["circle_loss"]
     if centers is not None:
         terms["center_loss"] = metric.center_loss(out["features"], labels, centers)
         total += cfg.center_weight * terms["center_loss"]
+    if cfg.get("verification_weight", 0.0) > 0:
+        if out.get("verification_logits") is None:
+            raise errors.ReidError("loss.verification_weight > 0 needs model.verification=True.")
+        terms["verification_loss"] = verification.verification_loss(
+            out["verification_logits"], labels
+        )
+        terms["verification_acc"] = verification.verification_accuracy(
+            out["verification_logits"], labels
+        )
+        total += cfg.verification_weight * terms["verification_loss"]
+    if cfg.get("attribute_weight", 0.0) > 0 and attributes is not None:
+        if out.get("attribute_logits") is None:
+            raise errors.ReidError("loss.attribute_weight > 0 needs model.num_attributes > 0.")
+        terms["attribute_loss"] = attribute.attribute_bce(out["attribute_logits"], attributes)
+        terms["attribute_acc"] = attribute.attribute_accuracy(out["attribute_logits"], attributes)
+        total += cfg.attribute_weight * terms["attribute_loss"]
     terms["loss"] = total
     return terms
 
@@ -119,7 +213,7 @@ def make_train_step(
                 images, train=True, mutable=["batch_stats"],
             )
             centers = params.get("center_loss", {}).get("centers")
-            terms = loss_terms(out, labels, centers, config.loss)
+            terms = loss_terms(out, labels, centers, config.loss, batch.get("attributes"))
             return terms["loss"], (terms, new_vars["batch_stats"], out)
 
         (loss, (terms, new_stats, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
