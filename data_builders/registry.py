@@ -6,6 +6,7 @@ Nothing registers itself on import: adding a dataset means adding a line here.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 
 import tensorflow_datasets as tfds
@@ -100,6 +101,20 @@ def get_builder(
     return cls(**kwargs)
 
 
+# Without TensorFlow the TFDS writer keeps each split in memory: it spills splits over
+# shuffle.MAX_MEM_BUFFER_SIZE (1 GB) to temporary files through tf.io.gfile, which crashes
+# when TensorFlow is absent. Peak memory then follows the largest split's encoded size
+# (MSMT17's gallery: a few GB), well inside 24 GiB.
+_NO_TF_BUFFER_BYTES = 64 << 30
+
+
+def _keep_splits_in_memory_without_tensorflow() -> None:
+    if importlib.util.find_spec("tensorflow") is None:
+        from tensorflow_datasets.core import shuffle
+
+        shuffle.MAX_MEM_BUFFER_SIZE = max(shuffle.MAX_MEM_BUFFER_SIZE, _NO_TF_BUFFER_BYTES)
+
+
 def prepare(
     name: str,
     data_dir: str | None = None,
@@ -117,6 +132,7 @@ def prepare(
       config: a config object (see get_builder).
     """
     builder = get_builder(name, data_dir=data_dir, config=config)
+    _keep_splits_in_memory_without_tensorflow()
     dl_config = tfds.download.DownloadConfig(
         manual_dir=os.path.expanduser(manual_dir) if manual_dir else None,
         download_mode=(

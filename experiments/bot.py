@@ -22,7 +22,9 @@ Commands:
   CUHK01 reference point: a deep network trained from scratch on GPU (Ahmed et al.,
   CVPR 2015) reaches rank-1 47.5 on the 486-id protocol.
 
-Arguments: synthetic, synthetic_tiny (tests), cuhk01, cuhk01_full, market1501, dukemtmc, msmt17.
+Arguments: synthetic, synthetic_tiny (tests), cuhk01 (CPU-sized), cuhk01_full (published recipe),
+and, with the published recipe, market1501, dukemtmc, msmt17, cuhk03_labeled, cuhk03_detected,
+viper, grid, prid2011, ilids, cuhk01_p100 (build each first; see data_builders/README.md).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ import ml_collections
 
 from experiments import common
 
-ARGS = ("synthetic", "synthetic_tiny", "cuhk01", "cuhk01_full", "market1501", "dukemtmc", "msmt17")
+REAL = ("market1501", "dukemtmc", "msmt17", "cuhk03_labeled", "cuhk03_detected", "viper", "grid",
+        "prid2011", "ilids", "cuhk01_p100")
+ARGS = ("synthetic", "synthetic_tiny", "cuhk01", "cuhk01_full", *REAL)
 
 
 def _cpu_small(c: ml_collections.ConfigDict) -> None:
@@ -54,8 +58,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.optim.lr = 1e-3
         c.optim.warmup_epochs = 1
         c.optim.schedule = "cosine"
-        c.train.num_epochs = 6
-        c.train.checkpoint_every_epochs = 2
+        c.train.num_epochs = 12
+        c.train.checkpoint_every_epochs = 4
     if arg == "synthetic_tiny":
         c.model.stage_sizes = (1, 1, 1, 1)
         c.model.width = 8
@@ -79,6 +83,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.train.checkpoint_every_epochs = 10
     elif arg == "cuhk01_full":
         common.set_dataset(c, "cuhk01")
-    elif arg in ("market1501", "dukemtmc", "msmt17"):
+    elif arg in REAL:
         common.set_dataset(c, arg)
     return c

@@ -6,14 +6,21 @@ import ml_collections
 
 # Dataset presets: builder (with config), split names. Real datasets must be built first
 # with `python -m reid_jax.data.build NAME --manual_dir DIR`.
+_TQG = dict(train="train", query="query", gallery="gallery")
 DATASETS = {
-    "synthetic": dict(dataset="synthetic_persons/default", train="train", query="query", gallery="gallery"),
-    "synthetic_tiny": dict(dataset="synthetic_persons/tiny", train="train", query="query", gallery="gallery"),
-    "cuhk01": dict(dataset="cuhk01/p486_s0", train="train", query="query", gallery="gallery"),
-    "cuhk01_p100": dict(dataset="cuhk01/p100_s0", train="train", query="query", gallery="gallery"),
-    "market1501": dict(dataset="market1501", train="train", query="query", gallery="gallery"),
-    "dukemtmc": dict(dataset="dukemtmc", train="train", query="query", gallery="gallery"),
-    "msmt17": dict(dataset="msmt17", train="train", query="query", gallery="gallery"),
+    "synthetic": dict(dataset="synthetic_persons/default", **_TQG),
+    "synthetic_tiny": dict(dataset="synthetic_persons/tiny", **_TQG),
+    "cuhk01": dict(dataset="cuhk01/p486_s0", **_TQG),
+    "cuhk01_p100": dict(dataset="cuhk01/p100_s0", **_TQG),
+    "market1501": dict(dataset="market1501/standard", **_TQG),
+    "dukemtmc": dict(dataset="dukemtmc_reid/standard", **_TQG),
+    "msmt17": dict(dataset="msmt17/v2", **_TQG),
+    "cuhk03_labeled": dict(dataset="cuhk03/np_labeled", **_TQG),
+    "cuhk03_detected": dict(dataset="cuhk03/np_detected", **_TQG),
+    "viper": dict(dataset="viper/s0", **_TQG),
+    "grid": dict(dataset="grid/s0", **_TQG),
+    "prid2011": dict(dataset="prid2011/s0", **_TQG),
+    "ilids": dict(dataset="ilids/s0", **_TQG),
 }
 
 
@@ -100,6 +107,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.before_training = True
     c.eval.every_epochs = 0
     c.eval.num_ranked_queries = 6
+    c.eval.rerank = False  # also report k-reciprocal re-ranking (Zhong et al. 2017)
+    c.eval.rerank_k1 = 20
+    c.eval.rerank_k2 = 6
+    c.eval.rerank_lambda = 0.3
+    c.eval.aqe_k = 0  # >0: average query expansion (alpha-QE) over this many neighbours
     return c
 
 

@@ -47,9 +47,16 @@ def test_sharded_step_matches_single_device(tfds_dir):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
 
 
-def test_resume_continues_exactly(tfds_dir, tmp_path):
+@pytest.fixture(scope="module")
+def full_run(tfds_dir, tmp_path_factory):
+    """An uninterrupted 2-epoch run: (result, workdir)."""
+    workdir = str(tmp_path_factory.mktemp("full"))
+    return supervised.train_and_evaluate(_config(tfds_dir), workdir), workdir
+
+
+def test_resume_continues_exactly(tfds_dir, tmp_path, full_run):
     config = _config(tfds_dir)
-    full = supervised.train_and_evaluate(config, str(tmp_path / "full"))
+    full, _ = full_run
     # Interrupted after epoch 1, then resumed in the same workdir.
     interrupted = _config(tfds_dir, **{"train.stop_after_epochs": 1})
     first = supervised.train_and_evaluate(interrupted, str(tmp_path / "resumed"))
@@ -61,15 +68,14 @@ def test_resume_continues_exactly(tfds_dir, tmp_path):
     assert resumed["after"] == full["after"]
 
 
-def test_checkpoint_from_another_config_is_refused(tfds_dir, tmp_path):
-    workdir = str(tmp_path / "run")
-    supervised.train_and_evaluate(_config(tfds_dir, **{"train.stop_after_epochs": 1}), workdir)
+def test_checkpoint_from_another_config_is_refused(tfds_dir, full_run):
+    _, workdir = full_run
     other = _config(tfds_dir, **{"optim.lr": 0.123})
     with pytest.raises(errors.ReidError, match="different config"):
         supervised.train_and_evaluate(other, workdir)
-    # Run-control keys may change: resuming with more logging is accepted.
-    ok = _config(tfds_dir, **{"train.log_every_steps": 3})
-    assert supervised.train_and_evaluate(ok, workdir)["epochs_done"] == 2
+    # Run-control keys may change: evaluating with another batch size is accepted.
+    ok = _config(tfds_dir, **{"eval.batch_size": 8, "train.log_every_steps": 3})
+    assert supervised.evaluate_checkpoint(ok, workdir)["after"]["num_valid_queries"] > 0
 
 
 def test_nan_loss_stops_with_the_step_and_skips_the_update(tfds_dir, tmp_path):

@@ -1,0 +1,104 @@
+r"""Leave-one-domain-out on synthetic_persons/multidomain: train on domains 0-2, test on 3.
+
+Compares, on the same CPU-sized backbone (ResNet-18 at width 32, 128x64 input) and the
+same domain-balanced batches:
+  baseline  experiments/metabin.py:synthetic_baseline  (BatchNorm, CE + triplet, no meta-learning)
+  metabin   experiments/metabin.py:synthetic           (BIN gates meta-learned)
+  m3l       experiments/m3l.py:synthetic               (memories + MetaBN, second-order)
+
+  python -m experiments.dg_synthetic --methods baseline,metabin,m3l --seeds 0,1,2 \
+      --out runs/dg_synthetic [--epochs 8] [--data_dir runs/tfds]
+
+Writes one workdir per (method, seed), ``results.json`` with every run, and prints a table
+of rank-1 / mAP as mean and standard deviation over seeds. There is no published number
+for this synthetic protocol; it shows whether each method helps on an unseen domain here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+CONFIGS = {
+    "baseline": ("experiments.metabin", "synthetic_baseline"),
+    "metabin": ("experiments.metabin", "synthetic"),
+    "m3l": ("experiments.m3l", "synthetic"),
+}
+
+
+def run_one(method: str, seed: int, out: str, epochs: int, data_dir: str) -> dict[str, Any]:
+    """Trains and evaluates one (method, seed); reuses a finished run's result file."""
+    import importlib
+
+    from reid_jax.train import m3l, metabin
+
+    trainers = {"metabin": metabin.train_and_evaluate, "m3l": m3l.train_and_evaluate}
+
+    workdir = os.path.join(out, f"{method}_s{seed}")
+    done = os.path.join(workdir, "result.json")
+    if os.path.exists(done):
+        with open(done) as f:
+            return json.load(f)
+    module, arg = CONFIGS[method]
+    config = importlib.import_module(module).get_config(arg)
+    config.seed = seed
+    config.train.progress = False
+    if epochs:
+        config.train.num_epochs = epochs
+    if data_dir:
+        config.data.data_dir = data_dir
+    t0 = time.time()
+    result = trainers[config.trainer](config, workdir)
+    record = {"method": method, "seed": seed, **result["after"],
+              "train_seconds": result.get("train_seconds"), "wall_seconds": time.time() - t0}
+    with open(done, "w") as f:
+        json.dump(record, f)
+    return record
+
+
+def summarize(records: list[dict[str, Any]]) -> str:
+    """Table of mean +- std (over seeds) of rank-1 and mAP per method, in percent."""
+    lines = [f"{'method':10s} {'seeds':>5s} {'rank-1':>15s} {'mAP':>15s} {'min/run':>8s}"]
+    for method in CONFIGS:
+        rows = [r for r in records if r["method"] == method]
+        if not rows:
+            continue
+        r1 = 100 * np.array([r["rank1"] for r in rows])
+        ap = 100 * np.array([r["mAP"] for r in rows])
+        mins = np.mean([r["wall_seconds"] for r in rows]) / 60
+        lines.append(
+            f"{method:10s} {len(rows):5d} {r1.mean():7.2f} +- {r1.std():5.2f} "
+            f"{ap.mean():7.2f} +- {ap.std():5.2f} {mins:8.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="baseline,metabin,m3l")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--out", default="runs/dg_synthetic")
+    parser.add_argument("--epochs", type=int, default=0, help="0: the config's")
+    parser.add_argument("--data_dir", default="")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    records = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for method in args.methods.split(","):
+            rec = run_one(method, seed, args.out, args.epochs, args.data_dir)
+            print(f"{method} seed {seed}: rank-1 {rec['rank1']:.4f} mAP {rec['mAP']:.4f} "
+                  f"({rec['wall_seconds'] / 60:.1f} min)", flush=True)
+            records.append(rec)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(records, f, indent=1)
+    print(summarize(records))
+
+
+if __name__ == "__main__":
+    main()
