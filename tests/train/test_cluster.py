@@ -100,7 +100,7 @@ def test_trainer_never_sees_identity_labels(tfds_dir, tmp_path, monkeypatch):
 
 
 def test_too_few_clusters_is_a_clear_error(tfds_dir, tmp_path):
-    config = _config(cluster_contrast, tfds_dir, **{"cluster.eps": 1e-6, "data.p": 2})
+    config = _config(cluster_contrast, tfds_dir, **{"cluster.eps": 0.01, "cluster.min_samples": 40})
     with pytest.raises(errors.ReidError, match="clusters, fewer than data.p"):
         cluster.train_and_evaluate(config, str(tmp_path / "few"))
 
