@@ -180,7 +180,12 @@ def loss_terms(
             out["verification_logits"], labels
         )
         total += cfg.verification_weight * terms["verification_loss"]
-    if cfg.get("attribute_weight", 0.0) > 0 and attributes is not None:
+    if cfg.get("attribute_weight", 0.0) > 0:
+        if attributes is None:
+            raise errors.ReidError(
+                "loss.attribute_weight > 0 but the batches carry no 'attributes'; no dataset "
+                "builder provides attribute annotations yet: set loss.attribute_weight=0."
+            )
         if out.get("attribute_logits") is None:
             raise errors.ReidError("loss.attribute_weight > 0 needs model.num_attributes > 0.")
         terms["attribute_loss"] = attribute.attribute_bce(out["attribute_logits"], attributes)
