@@ -59,11 +59,25 @@ def iter_query_stats(
     else:
         blocks = distance.iter_distance_chunks(query_features, gallery_features, metric, chunk_size)
     step = protocols.block_rows(ng)
-    for start, block in blocks:
+    for start, block in _one_ahead(blocks):
         host = np.asarray(block)
         for s in range(0, host.shape[0], step):
             rows = slice(start + s, start + min(s + step, host.shape[0]))
             yield protocols.query_stats(host[s:s + step], q_pids[rows], g_pids, q_camids[rows], g_camids)
+
+
+def _one_ahead(items: Iterator) -> Iterator:
+    """Yields items while already holding the next: with JAX's asynchronous
+    dispatch the device computes block i + 1 while the host reduces block i."""
+    it = iter(items)
+    try:
+        current = next(it)
+    except StopIteration:
+        return
+    for following in it:
+        yield current
+        current = following
+    yield current
 
 
 def evaluate_features(

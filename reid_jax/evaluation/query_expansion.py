@@ -37,7 +37,7 @@ def alpha_query_expansion(
     k: int = QE_K,
     alpha: float = QE_ALPHA,
     times: int = 1,
-    chunk_size: int = 2048,
+    chunk_size: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expanded, L2-normalised query and gallery descriptors.
 

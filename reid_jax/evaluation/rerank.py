@@ -164,7 +164,7 @@ def iter_k_reciprocal_rerank(
     k2: int = K2,
     lambda_value: float = LAMBDA,
     chunk_size: int = 1024,
-    knn_chunk_size: int = 2048,
+    knn_chunk_size: int = 1024,
     cache_bytes: int = 6 << 30,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Re-ranked distances one block of queries at a time, in bounded memory.
