@@ -20,7 +20,7 @@ from ml_collections import config_flags
 
 from data_builders import common as builders_common
 from reid_jax import errors, reporting
-from reid_jax.train import cluster, supervised
+from reid_jax.train import cluster, m3l, metabin, supervised
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. experiments/bot.py:synthetic.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and pictures go.")
@@ -33,6 +33,8 @@ TRAINERS: dict[str, dict[str, Callable[[ml_collections.ConfigDict, str], dict[st
     "cluster_contrast": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
     "pplr": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
     "cap": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
+    "metabin": {"train": metabin.train_and_evaluate, "eval": metabin.evaluate_checkpoint},
+    "m3l": {"train": m3l.train_and_evaluate, "eval": m3l.evaluate_checkpoint},
 }
 
 _COLUMNS = ["model", "rank1", "rank5", "rank10", "mAP", "mINP"]
