@@ -79,7 +79,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.optim.lr = 1e-3
         c.optim.warmup_epochs = 5
         c.optim.schedule = "cosine"
-        c.train.num_epochs = 60
+        c.train.num_epochs = 40
         c.train.checkpoint_every_epochs = 10
     elif arg == "cuhk01_full":
         common.set_dataset(c, "cuhk01")

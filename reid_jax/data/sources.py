@@ -9,7 +9,6 @@ without decoding images; images are decoded on demand by index.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,7 +26,6 @@ class _Part:
 
     name: str
     images: object  # tfds ArrayRecordDataSource decoding images
-    raw: object  # the same source with image decoding skipped
 
 
 @dataclasses.dataclass
@@ -126,7 +124,7 @@ def open_data(
         if relabel and (lab >= 0).any():
             lab = np.where(lab >= 0, lab + label_offset, -1).astype(np.int32)
             label_offset = int(lab.max()) + 1
-        parts.append(_Part(f"{dataset}:{split}", images, raw))
+        parts.append(_Part(f"{dataset}:{split}", images))
         pids.append(p)
         labels.append(lab)
         cams.append(c)
@@ -159,8 +157,3 @@ def parse_specs(spec: str | Sequence[str], default_dataset: str) -> list[tuple[s
         dataset, sep, split = item.rpartition(":")
         out.append((dataset if sep else default_dataset, split))
     return out
-
-
-def expand_home(path: str) -> str:
-    """Expands '~' in a user-given path ('' stays '')."""
-    return os.path.expanduser(path) if path else path
