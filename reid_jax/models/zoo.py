@@ -144,6 +144,8 @@ class ReIDNet(nn.Module):
                 name="backbone",
             )(x, train)
         if self.head == "pcb":
+            if self.verification or self.num_attributes > 0:
+                raise ValueError("verification and attribute heads need head='global'")
             parts = heads.PCBHead(
                 num_parts=self.num_parts,
                 part_dim=self.part_dim,

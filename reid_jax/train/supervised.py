@@ -132,7 +132,9 @@ def loss_terms(
     ``circle_weight`` with ``circle_margin`` / ``circle_gamma`` (pairwise circle loss),
     ``lsro`` (uniform targets for label -1), ``verification_weight`` (Zheng et al.
     2016, needs model.verification) and ``attribute_weight`` (APR, needs
-    model.num_attributes and ``attributes``).
+    model.num_attributes and ``attributes``). Samples labeled -1 (LSRO) are only
+    understood by the identity and verification losses: keep the triplet, circle and
+    center losses off when the data holds them.
 
     Args:
         out: model outputs (see `zoo.ReIDNet`).

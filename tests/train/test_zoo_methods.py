@@ -9,10 +9,17 @@ import json
 import math
 
 import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from experiments import agw, apr, bot_ibn, ianet, idver, margin, pcb
+from reid_jax import errors, sharding
+from reid_jax.data import pipeline, samplers
+from reid_jax.evaluation import retrieval
+from reid_jax.losses import classification, metric
+from reid_jax.losses import margin as margin_lib
 from reid_jax.train import supervised
 
 
@@ -100,10 +107,6 @@ def test_identification_verification(tfds_dir, tmp_path):
 
 def test_apr_attributes_from_the_batch(tfds_dir):
     """The builders carry no attributes yet: feed them in the batch, train 2 steps, evaluate."""
-    from reid_jax import errors, sharding
-    from reid_jax.data import pipeline, samplers
-    from reid_jax.evaluation import retrieval
-
     config = _tiny(apr, tfds_dir)
     mesh = sharding.make_mesh(1)
     train, query, gallery = supervised.open_splits(config)
@@ -126,3 +129,57 @@ def test_apr_attributes_from_the_batch(tfds_dir):
     # Without attributes in the batch, the trainer refuses rather than dropping the term.
     with pytest.raises(errors.ReidError, match="attributes"):
         step(state, sharding.to_global(b, mesh), rng)
+
+
+def _loss_cfg(**keys):
+    c = ml_collections.ConfigDict(dict(
+        id_weight=1.0, label_smoothing=0.1, triplet_weight=1.0, triplet_margin=0.3,
+        soft_margin=False, center_weight=0.0,
+    ))
+    for k, v in keys.items():
+        c[k] = v
+    return c
+
+
+def test_loss_terms_dispatch_matches_the_loss_functions():
+    """loss_terms routes each config key to the right loss (no model, no compile)."""
+    rng = np.random.default_rng(0)
+    labels = jnp.array([0, 0, 1, 1, 2, 2])
+    feats = jnp.asarray(rng.normal(size=(6, 8)), jnp.float32)
+    cos = jnp.asarray(rng.uniform(-0.9, 0.9, size=(6, 3)), jnp.float32)
+    parts = jnp.asarray(rng.normal(size=(6, 4, 3)), jnp.float32)
+    out = {"features": feats, "logits": cos}
+
+    bot = supervised.loss_terms(out, labels, None, _loss_cfg())
+    np.testing.assert_allclose(bot["triplet_loss"], metric.batch_hard_triplet(feats, labels))
+    wrt = supervised.loss_terms(out, labels, None, _loss_cfg(triplet="wrt"))
+    np.testing.assert_allclose(wrt["triplet_loss"], metric.weighted_regularized_triplet(feats, labels))
+
+    cosface = supervised.loss_terms(out, labels, None, _loss_cfg(
+        margin_softmax="cosface", margin_scale=30.0, margin_m=0.35))
+    ref = classification.cross_entropy(margin_lib.cosface_logits(cos, labels, 30.0, 0.35), labels, 0.1)
+    np.testing.assert_allclose(cosface["id_loss"], ref, rtol=1e-6)
+    arc = supervised.loss_terms(out, labels, None, _loss_cfg(margin_softmax="arcface"))
+    ref = classification.cross_entropy(margin_lib.arcface_logits(cos, labels), labels, 0.1)
+    np.testing.assert_allclose(arc["id_loss"], ref, rtol=1e-6)
+
+    circle = supervised.loss_terms(out, labels, None, _loss_cfg(triplet_weight=0.0, circle_weight=2.0))
+    assert "triplet_loss" not in circle
+    np.testing.assert_allclose(circle["loss"], circle["id_loss"] + 2 * circle["circle_loss"], rtol=1e-6)
+
+    pcb_out = {"features": feats, "logits": None, "part_logits": parts}
+    per_part = [classification.cross_entropy(parts[:, p], labels, 0.0) for p in range(4)]
+    pcb_sum = supervised.loss_terms(pcb_out, labels, None, _loss_cfg(label_smoothing=0.0, triplet_weight=0.0))
+    np.testing.assert_allclose(pcb_sum["id_loss"], sum(per_part), rtol=1e-6)
+    pcb_mean = supervised.loss_terms(pcb_out, labels, None, _loss_cfg(
+        label_smoothing=0.0, triplet_weight=0.0, part_reduction="mean"))
+    np.testing.assert_allclose(pcb_mean["id_loss"], sum(per_part) / 4, rtol=1e-6)
+
+    unlabeled = jnp.array([0, 0, 1, 1, -1, -1])
+    lsro_terms = supervised.loss_terms(out, unlabeled, None, _loss_cfg(triplet_weight=0.0, lsro=True))
+    assert np.isfinite(float(lsro_terms["loss"]))
+
+    with pytest.raises(errors.ReidError, match="margin_softmax"):
+        supervised.loss_terms(out, labels, None, _loss_cfg(margin_softmax="sphereface"))
+    with pytest.raises(errors.ReidError, match="verification"):
+        supervised.loss_terms(out, labels, None, _loss_cfg(verification_weight=1.0))
