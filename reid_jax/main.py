@@ -33,6 +33,7 @@ TRAINERS: dict[str, dict[str, Callable[[ml_collections.ConfigDict, str], dict[st
     "cluster_contrast": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
     "pplr": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
     "cap": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
+    "mmt": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
     "metabin": {"train": metabin.train_and_evaluate, "eval": metabin.evaluate_checkpoint},
     "m3l": {"train": m3l.train_and_evaluate, "eval": m3l.evaluate_checkpoint},
 }

@@ -10,8 +10,13 @@
   sliced to the round's clusters in PPLR (``logits[:, :num_class]``) and in
   ``CrossEntropyLabelSmooth(num_classes=num_class)``, epsilon 0.1.
 - ``soft_triplet``: batch-hard soft-margin triplet on Euclidean distances, the
-  ``SoftTripletLoss(margin=0)`` of MMT (Ge et al., ICLR 2020) used by PPLR:
-  ``-log softmax([d_ap, d_an])[1] = softplus(d_ap - d_an)``.
+  ``SoftTripletLoss(margin=0)`` of MMT (Ge et al., "Mutual Mean-Teaching: Pseudo Label
+  Refinery for Unsupervised Domain Adaptation on Person Re-identification", ICLR 2020)
+  used by PPLR and MMT: ``-log softmax([d_ap, d_an])[1] = softplus(d_ap - d_an)``.
+- ``soft_triplet_distill``: MMT's ``SoftTripletLoss(margin=None)(emb, emb_teacher)``:
+  the student's hardest positive / negative, and as target the teacher's softmax over
+  its distances to the same two samples (detached).
+- ``soft_entropy``: MMT's ``SoftEntropy``: cross-entropy against the teacher's softmax.
 """
 
 from __future__ import annotations
@@ -126,3 +131,44 @@ def soft_triplet(features: jax.Array, labels: jax.Array) -> jax.Array:
       Scalar loss.
     """
     return metric.batch_hard_triplet(features, labels, soft_margin=True)
+
+
+def _hard_indices(dist: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Indices of each anchor's farthest positive and nearest negative."""
+    same = labels[:, None] == labels[None, :]
+    n = labels.shape[0]
+    pos = same & ~jnp.eye(n, dtype=bool)
+    # An anchor without another positive falls back on itself, as the reference's mask
+    # (which includes the diagonal) does.
+    pos = pos | (~jnp.any(pos, axis=1, keepdims=True) & jnp.eye(n, dtype=bool))
+    ap = jnp.argmax(jnp.where(pos, dist, -jnp.inf), axis=1)
+    an = jnp.argmin(jnp.where(same, jnp.inf, dist), axis=1)
+    return ap, an
+
+
+def soft_triplet_distill(
+    features: jax.Array, teacher_features: jax.Array, labels: jax.Array
+) -> jax.Array:
+    """MMT soft triplet: student log-softmax over (d_ap, d_an) vs the teacher's softmax.
+
+    Args:
+      features: [B, D] student embeddings.
+      teacher_features: [B, D] teacher embeddings of the same images (no gradient).
+      labels: [B] pseudo labels.
+
+    Returns:
+      Scalar ``mean_i sum -softmax(t_ap, t_an) * log_softmax(d_ap, d_an)``.
+    """
+    d = metric.pairwise_distances(features, features)
+    ap, an = _hard_indices(jax.lax.stop_gradient(d), labels)
+    rows = jnp.arange(labels.shape[0])
+    student = jnp.stack([d[rows, ap], d[rows, an]], axis=1)
+    t = jax.lax.stop_gradient(metric.pairwise_distances(teacher_features, teacher_features))
+    target = jax.nn.softmax(jnp.stack([t[rows, ap], t[rows, an]], axis=1), axis=1)
+    return jnp.mean(jnp.sum(-target * jax.nn.log_softmax(student, axis=1), axis=1))
+
+
+def soft_entropy(logits: jax.Array, teacher_logits: jax.Array) -> jax.Array:
+    """MMT ``SoftEntropy``: ``mean_i sum_c -softmax(teacher)_c * log_softmax(student)_c``."""
+    target = jax.nn.softmax(jax.lax.stop_gradient(teacher_logits.astype(jnp.float32)), axis=-1)
+    return jnp.mean(jnp.sum(-target * jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), -1))

@@ -1,4 +1,4 @@
-"""Clustering-based unsupervised re-ID: cluster contrast, PPLR and CAP.
+"""Clustering-based unsupervised re-ID: cluster contrast, PPLR, CAP and MMT.
 
 Both methods alternate, every epoch, a pseudo-label round and an epoch of training on
 the clustered images (identity labels of the training split are never used; the true
@@ -19,7 +19,13 @@ identities are read only to log cluster NMI/purity as a diagnostic):
 * CAP (Wang et al., "Camera-aware Proxies for Unsupervised Person Re-Identification",
   AAAI 2021): clusters split by camera into proxies, a proxy memory, intra-camera
   contrastive loss plus (from epoch 5) an inter-camera loss against all proxies of the
-  cluster and the hardest proxies of other clusters (``clustering/camera_proxies.py``).
+  cluster and the hardest proxies of other clusters (``clustering/camera_proxies.py``);
+* MMT (Ge et al., "Mutual Mean-Teaching: Pseudo Label Refinery for Unsupervised Domain
+  Adaptation on Person Re-identification", ICLR 2020): two students and their EMA mean
+  teachers (alpha 0.999), k-means pseudo labels on the teachers' averaged features,
+  classifiers set to the centroids each round; each student learns from the pseudo
+  labels (label-smoothed CE, soft-margin triplet) and from the *other* student's
+  teacher (soft CE weight 0.5, soft triplet weight 0.8), on two augmented views.
 
 Shapes stay fixed across rounds so the step compiles once: the memory and the
 classifiers have ``cluster.max_clusters`` rows (0 = one per training image, the upper
@@ -61,7 +67,7 @@ from reid_jax.models import parts, zoo
 from reid_jax.train import optim, supervised
 from reid_jax.train import state as state_lib
 
-METHODS = ("cluster_contrast", "pplr", "cap")
+METHODS = ("cluster_contrast", "pplr", "cap", "mmt")
 # Models this trainer builds itself until reid_jax/models/zoo.py lists them.
 _LOCAL_MODELS: dict[str, type[nn.Module]] = {"part_net": parts.PartNet}
 # PPLR CrossEntropyLabelSmooth default epsilon (parts, first aals_epoch epochs).
@@ -83,6 +89,9 @@ class ClusterState:
       num_clusters: int32, rows of the memory / classifiers in use this round (clusters;
         proxies for CAP).
       round: int32, the pseudo-label round (= epoch) the labels come from.
+      ema: MMT mean teachers {'params': {'model', 'model2'}, 'batch_stats': ...};
+        a [1] placeholder otherwise. (MMT's students are params['model'] and
+        params['model2'] of ``train``.)
     """
 
     train: state_lib.TrainState
@@ -92,6 +101,7 @@ class ClusterState:
     proxy_camera: jax.Array
     num_clusters: jax.Array
     round: jax.Array
+    ema: Any
 
 
 def _method(config: ml_collections.ConfigDict) -> str:
@@ -131,7 +141,7 @@ def create_state(
     """Model, replicated initial ClusterState, optax transform and schedule."""
     method = _method(config)
     cap = capacity(config, num_train)
-    num_classes = cap if method == "pplr" else 0
+    num_classes = cap if method in ("pplr", "mmt") else 0
     model = build_model(config, num_classes)
     params, batch_stats = supervised.init_variables(
         model, config, num_classes, jax.random.key(config.seed)
@@ -142,22 +152,36 @@ def create_state(
         params["model"], batch_stats = load_torch.load_into(
             config.model.init_from, params["model"], batch_stats
         )
+    ema = jnp.zeros((1,), jnp.float32)
+    if method == "mmt":
+        # Two students from different initialisations (MMT starts them from two
+        # source-domain models trained with different seeds); teachers start as copies.
+        params2, stats2 = supervised.init_variables(
+            model, config, num_classes, jax.random.key(config.seed + 10_000)
+        )
+        if config.model.get("init_from"):
+            params2, stats2 = {"model": params["model"]}, batch_stats
+        params = {"model": params["model"], "model2": params2["model"]}
+        batch_stats = {"model": batch_stats, "model2": stats2}
+        ema = {"params": params, "batch_stats": batch_stats}
     tx, lr_fn = optim.make_optimizer(config.optim, params, steps_per_epoch, config.train.num_epochs)
     x = jax.ShapeDtypeStruct((1, config.data.height, config.data.width, 3), jnp.float32)
     out = jax.eval_shape(
         functools.partial(model.apply, train=False),
-        {"params": params["model"], "batch_stats": batch_stats}, x,
+        {"params": params["model"],
+         "batch_stats": batch_stats["model"] if method == "mmt" else batch_stats}, x,
     )
     dim = out["neck_features"].shape[-1]
     num_parts = config.model.get("num_parts", 0) if method == "pplr" else 0
     cstate = ClusterState(
         train=state_lib.TrainState.create(params, batch_stats, tx.init(params)),
-        memory=jnp.zeros((cap, dim) if method != "pplr" else (1, 1), jnp.float32),
+        memory=jnp.zeros((cap, dim) if method in ("cluster_contrast", "cap") else (1, 1), jnp.float32),
         agreement=jnp.zeros((num_train, num_parts) if num_parts else (1, 1), jnp.float32),
         proxy_cluster=jnp.full((cap,) if method == "cap" else (1,), -1, jnp.int32),
         proxy_camera=jnp.full((cap,) if method == "cap" else (1,), -1, jnp.int32),
         num_clusters=jnp.zeros((), jnp.int32),
         round=jnp.zeros((), jnp.int32),
+        ema=ema,
     )
     return model, sharding.replicate(cstate, mesh), tx, lr_fn
 
@@ -381,9 +405,79 @@ def make_cap_step(
     return _jit_step(train_step, mesh)
 
 
+def make_mmt_step(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    lr_fn: optax.Schedule,
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+) -> Any:
+    """Jitted MMT ``train_step(cstate, batch, rng) -> (cstate, metrics)``."""
+    aug_cfg = config.aug.to_dict()
+    mc = config.mmt
+    bn_group = check_bn_groups(config)
+    w_ce, w_tri = mc.soft_ce_weight, mc.soft_tri_weight
+
+    def train_step(cs: ClusterState, batch: dict, rng: jax.Array) -> tuple[ClusterState, dict]:
+        st = cs.train
+        rng = jax.random.fold_in(rng, st.step)
+        r1, r2 = jax.random.split(rng)
+        x1 = augment.augment_batch(r1, batch["image"], aug_cfg)  # two views, as MMT
+        x2 = augment.augment_batch(r2, batch["image"], aug_cfg)
+        y = batch["label"]
+        n = cs.num_clusters
+        ema = cs.ema
+        # Teachers run in training mode too (MMT calls model_ema.train()): batch
+        # statistics in the forward, their own running statistics updated.
+        t1, t1_stats = apply_train(model, ema["params"]["model"], ema["batch_stats"]["model"], x1, bn_group)
+        t2, t2_stats = apply_train(model, ema["params"]["model2"], ema["batch_stats"]["model2"], x2, bn_group)
+        t1, t2 = jax.lax.stop_gradient((t1, t2))
+
+        def loss_fn(params: dict) -> tuple[jax.Array, tuple[dict, Any, dict]]:
+            s1, bs1 = apply_train(model, params["model"], st.batch_stats["model"], x1, bn_group)
+            s2, bs2 = apply_train(model, params["model2"], st.batch_stats["model2"], x2, bn_group)
+            lg = lambda o: contrastive.masked_logits(o["logits"], n)  # noqa: E731
+            terms = {
+                "ce_loss": contrastive.masked_cross_entropy(s1["logits"], y, n, mc.label_smoothing)
+                + contrastive.masked_cross_entropy(s2["logits"], y, n, mc.label_smoothing),
+                "triplet_loss": contrastive.soft_triplet(s1["features"], y)
+                + contrastive.soft_triplet(s2["features"], y),
+                "soft_ce_loss": contrastive.soft_entropy(lg(s1), lg(t2))
+                + contrastive.soft_entropy(lg(s2), lg(t1)),
+                "soft_triplet_loss": contrastive.soft_triplet_distill(s1["features"], t2["features"], y)
+                + contrastive.soft_triplet_distill(s2["features"], t1["features"], y),
+            }
+            terms["loss"] = (
+                (1 - w_ce) * terms["ce_loss"] + (1 - w_tri) * terms["triplet_loss"]
+                + w_ce * terms["soft_ce_loss"] + w_tri * terms["soft_triplet_loss"]
+            )
+            return terms["loss"], (terms, {"model": bs1, "model2": bs2}, s1)
+
+        (loss, (terms, new_stats, s1)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            st.params
+        )
+        new_st, ok = _apply_update(st, tx, loss, grads, new_stats)
+        # MMT _update_ema_variables: alpha = min(1 - 1 / (global_step + 1), 0.999), on
+        # the parameters only; global_step counts from 0.
+        alpha = jnp.minimum(1.0 - 1.0 / (st.step + 1.0), mc.ema_alpha)
+        new_ema = {
+            "params": jax.tree.map(lambda e, p: alpha * e + (1 - alpha) * p, ema["params"], new_st.params),
+            "batch_stats": {"model": t1_stats, "model2": t2_stats},
+        }
+        new_ema = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_ema, ema)
+        metrics = dict(terms)
+        metrics["train_acc"] = jnp.mean(jnp.argmax(contrastive.masked_logits(s1["logits"], n), -1) == y)
+        metrics["lr"] = lr_fn(st.step)
+        return cs.replace(train=new_st, ema=new_ema), metrics
+
+    return _jit_step(train_step, mesh)
+
+
 # ----------------------------------------------------------------------------- round
-def eval_variables(cs: ClusterState) -> dict:
-    """The variables that ``model.apply`` takes, from a ClusterState."""
+def eval_variables(cs: ClusterState, which: str = "model") -> dict:
+    """The variables that ``model.apply`` takes; for MMT, mean teacher ``which``."""
+    if isinstance(cs.ema, dict):
+        return {"params": cs.ema["params"][which], "batch_stats": cs.ema["batch_stats"][which]}
     return supervised.eval_variables(cs.train)
 
 
@@ -395,24 +489,25 @@ def embed_train(
     mesh: jax.sharding.Mesh,
     feature: str,
     desc: str,
+    which: str = "model",
 ) -> np.ndarray:
     """Eval-mode features of every training image, L2-normalised over the last axis."""
     fn = embed.make_embed_fn(model, mesh, feature, flip=False)
     f = embed.extract_features(
-        fn, eval_variables(cs), data, mesh, config.eval.batch_size, config.data.height,
+        fn, eval_variables(cs, which), data, mesh, config.eval.batch_size, config.data.height,
         config.data.width, config.data.num_threads, desc=desc, progress=config.train.progress,
     )
     return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
 
 
-def _set_classifier(params: dict, module: str, centroids: np.ndarray) -> dict:
-    """Copies [C, D] centroids into the first C columns of ``module``'s classifier."""
-    kernel = np.array(params["model"][module]["classifier"]["kernel"])  # [D, capacity]
+def _set_classifier(params: dict, module: str, centroids: np.ndarray, net: str = "model") -> dict:
+    """Copies [C, D] centroids into the first C columns of ``params[net][module]``'s classifier."""
+    kernel = np.array(params[net][module]["classifier"]["kernel"])  # [D, capacity]
     kernel[:, : centroids.shape[0]] = centroids.T
     new = flax.core.unfreeze(params) if isinstance(params, flax.core.FrozenDict) else dict(params)
-    new["model"] = dict(new["model"])
-    new["model"][module] = dict(new["model"][module])
-    new["model"][module]["classifier"] = {"kernel": kernel}
+    new[net] = dict(new[net])
+    new[net][module] = dict(new[net][module])
+    new[net][module]["classifier"] = {"kernel": kernel}
     return new
 
 
@@ -436,6 +531,10 @@ def pseudo_label_round(
     t0 = time.time()
     feature = "all_features" if method == "pplr" else "neck_features"
     feats = embed_train(model, cs, data, config, mesh, feature, f"round {epoch + 1}: embed")
+    if method == "mmt":  # the mean of the two teachers' features (MMT: (cf_1 + cf_2) / 2)
+        feats = 0.5 * (feats + embed_train(
+            model, cs, data, config, mesh, feature, f"round {epoch + 1}: embed 2", "model2"
+        ))
     global_feats = feats[:, 0] if method == "pplr" else feats
     embed_s = time.time() - t0
     clus = pseudo_labels.pseudo_labels(global_feats, config.cluster, seed=config.seed + epoch)
@@ -477,6 +576,15 @@ def pseudo_label_round(
             memory=memory.init_memory(cent, cap),
             proxy_cluster=pad(proxy_cluster),
             proxy_camera=pad(proxy_camera),
+        )
+    elif method == "mmt":
+        cent = pseudo_labels.centroids(global_feats, clus.labels, c)
+        params, ema_params = host.train.params, host.ema["params"]
+        for net in ("model", "model2"):
+            params = _set_classifier(params, "neck", cent, net)
+            ema_params = _set_classifier(ema_params, "neck", cent, net)
+        host = host.replace(
+            train=host.train.replace(params=params), ema={**host.ema, "params": ema_params}
         )
     else:
         part_feats = feats[:, 1:]
@@ -529,7 +637,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     # --- model and state
     model, cs, tx, lr_fn = create_state(config, len(train), steps, mesh)
     make_step = {"cluster_contrast": make_contrast_step, "pplr": make_pplr_step,
-                 "cap": make_cap_step}[method]
+                 "cap": make_cap_step, "mmt": make_mmt_step}[method]
     train_step = make_step(model, tx, lr_fn, config, mesh)
 
     # --- checkpoint: resume if the workdir holds one

@@ -56,3 +56,39 @@ def test_soft_triplet_matches_numpy():
     want = np.mean(np.log1p(np.exp(d_ap - d_an)))
     got = contrastive.soft_triplet(jnp.asarray(f), jnp.asarray(labels))
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_soft_entropy_matches_numpy():
+    s = np.array([[1.0, 2.0, 0.0], [0.5, -1.0, 2.0]])
+    t = np.array([[0.0, 1.0, 3.0], [2.0, 2.0, 0.0]])
+    pt = np.exp(t) / np.exp(t).sum(1, keepdims=True)
+    logps = s - np.log(np.exp(s).sum(1, keepdims=True))
+    got = contrastive.soft_entropy(jnp.asarray(s), jnp.asarray(t))
+    np.testing.assert_allclose(got, -(pt * logps).sum(1).mean(), rtol=1e-6)
+
+
+def test_soft_triplet_distill_matches_numpy():
+    rng = np.random.default_rng(3)
+    f = rng.normal(size=(6, 4)).astype(np.float32)
+    t = rng.normal(size=(6, 4)).astype(np.float32)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+
+    def dist(x):
+        return np.sqrt(np.maximum(((x[:, None] - x[None]) ** 2).sum(-1), 1e-12))
+
+    d, dt = dist(f), dist(t)
+    same = labels[:, None] == labels[None]
+    ap = np.where(same & ~np.eye(6, dtype=bool), d, -np.inf).argmax(1)
+    an = np.where(~same, d, np.inf).argmin(1)
+    r = np.arange(6)
+    student = np.stack([d[r, ap], d[r, an]], 1)
+    teacher = np.stack([dt[r, ap], dt[r, an]], 1)
+    target = np.exp(teacher) / np.exp(teacher).sum(1, keepdims=True)
+    logp = student - np.log(np.exp(student).sum(1, keepdims=True))
+    got = contrastive.soft_triplet_distill(jnp.asarray(f), jnp.asarray(t), jnp.asarray(labels))
+    np.testing.assert_allclose(got, (-(target * logp).sum(1)).mean(), rtol=1e-5)
+    # Gradients reach the student only.
+    g = jax.grad(lambda x: contrastive.soft_triplet_distill(jnp.asarray(f), x, jnp.asarray(labels)))(
+        jnp.asarray(t)
+    )
+    np.testing.assert_array_equal(g, 0.0)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import cap, cluster_contrast, pplr
+from experiments import cap, cluster_contrast, mmt, pplr
 from reid_jax import errors
 from reid_jax.main import TRAINERS
 from reid_jax.models import parts
@@ -82,6 +82,23 @@ def test_cap_two_rounds(tfds_dir, tmp_path):
     pc, cams = np.asarray(cs.proxy_cluster), np.asarray(cs.proxy_camera)
     assert (pc[:m] >= 0).all() and (pc[m:] == -1).all() and (cams[:m] >= 0).all()
     np.testing.assert_allclose(np.linalg.norm(np.asarray(cs.memory)[:m], axis=1), 1.0, atol=1e-5)
+
+
+def test_mmt_two_rounds_with_mean_teachers(tfds_dir, tmp_path):
+    config = _config(mmt, tfds_dir)
+    res = TRAINERS["mmt"]["train"](config, str(tmp_path / "mmt"))
+    assert [r["num_clusters"] for r in res["rounds"]] == [4, 4]
+    cs = res["state"]
+    students = jax.device_get(cs.train.params)
+    teachers = jax.device_get(cs.ema["params"])
+    assert set(students) == {"model", "model2"}
+    diffs = [float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(students["model"]),
+                                                         jax.tree.leaves(teachers["model"]))]
+    assert max(diffs) > 0  # the teacher lags the student
+    # The two students started from different initialisations.
+    k1 = students["model"]["backbone"]
+    k2 = students["model2"]["backbone"]
+    assert not np.allclose(jax.tree.leaves(k1)[0], jax.tree.leaves(k2)[0])
 
 
 def test_trainer_never_sees_identity_labels(tfds_dir, tmp_path, monkeypatch):
