@@ -217,16 +217,29 @@ def pseudo_labels(features: ArrayLike, cfg: ml_collections.ConfigDict, seed: int
     return Clustering(labels, int(labels.max(initial=-1)) + 1, seconds)
 
 
-def cluster_quality(labels: np.ndarray, identities: np.ndarray) -> dict[str, float]:
+def _purity(labels: np.ndarray, groups: np.ndarray) -> float:
+    """Fraction of images whose cluster's majority group is theirs."""
+    table = scipy.sparse.coo_matrix(
+        (np.ones(labels.size), (labels, np.unique(groups, return_inverse=True)[1]))
+    ).tocsr()
+    return float(table.max(axis=1).toarray().sum() / labels.size)
+
+
+def cluster_quality(
+    labels: np.ndarray, identities: np.ndarray, cameras: np.ndarray | None = None
+) -> dict[str, float]:
     """Diagnostics of pseudo labels against the hidden identities (logging only).
 
     Args:
       labels: [N] pseudo labels, -1 for outliers.
       identities: [N] true identities.
+      cameras: optional [N] camera ids.
 
     Returns:
       'nmi' and 'ari' over the clustered images, 'purity' (fraction of clustered images
-      whose cluster's majority identity is theirs), 'outlier_fraction'.
+      whose cluster's majority identity is theirs), 'outlier_fraction', and with cameras
+      'camera_purity' (the same for cameras: near 1 means clusters follow cameras, the
+      camera bias that CAP addresses).
     """
     labels = np.asarray(labels)
     identities = np.asarray(identities)
@@ -237,10 +250,9 @@ def cluster_quality(labels: np.ndarray, identities: np.ndarray) -> dict[str, flo
     lab, ids = labels[keep], identities[keep]
     out["nmi"] = float(sklearn.metrics.normalized_mutual_info_score(ids, lab))
     out["ari"] = float(sklearn.metrics.adjusted_rand_score(ids, lab))
-    table = scipy.sparse.coo_matrix(
-        (np.ones(lab.size), (lab, np.unique(ids, return_inverse=True)[1]))
-    ).tocsr()
-    out["purity"] = float(table.max(axis=1).toarray().sum() / lab.size)
+    out["purity"] = _purity(lab, ids)
+    if cameras is not None:
+        out["camera_purity"] = _purity(lab, np.asarray(cameras)[keep])
     return out
 
 

@@ -563,7 +563,7 @@ def pseudo_label_round(
         )
     stats = {"num_clusters": c, "num_outliers": clus.num_outliers, "embed_seconds": embed_s}
     stats.update({f"{k}_seconds": v for k, v in clus.seconds.items()})
-    stats.update(pseudo_labels.cluster_quality(clus.labels, true_ids))
+    stats.update(pseudo_labels.cluster_quality(clus.labels, true_ids, data.camera_ids))
     host = jax.device_get(cs)
     if method == "cluster_contrast":
         cent = pseudo_labels.centroids(global_feats, clus.labels, c)
@@ -679,7 +679,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         writer.write(step, stats, prefix="cluster/")
         print(
             f"round {epoch + 1}: {stats['num_clusters']} clusters, {stats['num_outliers']} "
-            f"outliers, NMI {stats['nmi']:.3f}, purity {stats['purity']:.3f}"
+            f"outliers, NMI {stats['nmi']:.3f}, purity {stats['purity']:.3f}, "
+            f"camera purity {stats['camera_purity']:.3f}"
             + "".join(f", {k} {v:.3f}" for k, v in stats.items() if k.startswith("agreement_p"))
         )
         epoch_data = dataclasses.replace(unlabeled, labels=labels)
