@@ -21,7 +21,9 @@ Metrics per valid query, with ranks counted after the removals above:
   "Deep Learning for Person Re-identification: A Survey and Outlook" (AGW), TPAMI 2021.
 
 Ranking rule: the gallery is ordered by a *stable* ascending sort of the distances,
-so equal distances are ranked by gallery index (lower index first); -0.0 equals 0.0. torchreid uses
+so equal distances are ranked by gallery index (lower index first); -0.0 equals 0.0.
+Distances are compared as float32 (float64 inputs are rounded first, which can turn
+values closer than float32 resolution into ties). torchreid uses
 NumPy's default (unstable) quicksort, whose tie order is unspecified; with
 continuous features ties are rare and the results agree.
 """

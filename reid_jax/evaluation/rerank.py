@@ -1,8 +1,9 @@
 """k-reciprocal re-ranking and k-reciprocal Jaccard distances.
 
 Zhong, Zheng, Cao & Li, "Re-ranking Person Re-identification with k-reciprocal
-Encoding", CVPR 2017 (official code: github.com/zhunzhong07/person-re-ranking,
-``re_ranking``). Followed here, from the official code:
+Encoding", CVPR 2017 (official code: github.com/zhunzhong07/person-re-ranking, the
+feature version ``re_ranking(probFea, galFea, k1, k2, lambda_value)``). Followed here,
+from that code:
 
 * original distance: squared Euclidean over query + gallery features, each row
   divided by its maximum (the code divides each column of the symmetric matrix by
@@ -17,7 +18,12 @@ Encoding", CVPR 2017 (official code: github.com/zhunzhong07/person-re-ranking,
 Departures: the official code stores V and the Jaccard matrix in float16; here they
 are float32 (float64 accumulation), so its output differs from ours by ~1e-3. Ties in
 the ranking are broken by the lower index (stable sort), the official code's
-quicksort leaves them unspecified.
+quicksort leaves them unspecified. The distance-matrix variant that torchreid and
+many repositories copy (``re_ranking(q_g_dist, q_q_dist, g_g_dist)``) squares the
+distances it is given; fed torchreid's squared Euclidean distances it works on their
+square, which changes the weights exp(-d) (not the neighbour sets). Here the original
+distance is always the squared Euclidean distance of the features, as in the feature
+version.
 
 Two implementations share the neighbour-set code (``kreciprocal.py``):
 

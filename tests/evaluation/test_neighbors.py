@@ -43,3 +43,11 @@ def test_head_rows_are_full_distance_rows(keep):
     nb = neighbors.knn_search(f, 5, chunk_size=32, keep_rows=keep)
     assert nb.head.shape == (keep, 100)
     np.testing.assert_allclose(nb.head, _sq_dist(f)[:keep], rtol=1e-5, atol=1e-4)
+
+
+def test_larger_blocks_with_duplicates_match_stable_argsort():
+    base = np.random.default_rng(4).normal(size=(1000, 16)).astype(np.float32)
+    f = np.concatenate([base, base[:500]])  # exact ties between distant rows
+    d = _sq_dist(f)
+    nb = neighbors.knn_search(f, 21, chunk_size=512)
+    np.testing.assert_array_equal(nb.indices, np.argsort(d, axis=1, kind='stable')[:, :21])
