@@ -189,6 +189,10 @@ def main():
     rows = []
     for size in args.sizes:
         for case in args.cases:
+            nq, ng = SIZES[size][:2]
+            if case == 'numpy_rerank' and (nq + ng) ** 2 * 4 * 3 > 20 * 2 ** 30:
+                print(f'  skip {size} {case}: dense N x N matrices need > 20 GiB', flush=True)
+                continue
             proc = subprocess.run([sys.executable, __file__, '--child', case, size,
                                    '--dim', str(args.dim)],
                                   capture_output=True, text=True, env=env)
