@@ -73,6 +73,7 @@ def unsupervised_base(trainer: str) -> ml_collections.ConfigDict:
     c.cluster.momentum = 0.1
     c.cluster.temperature = 0.05
     c.cluster.use_hard = False
+    c.cluster.camera_standardize = False  # not in the references: see pseudo_labels.py
     return c
 
 

@@ -225,6 +225,30 @@ def _purity(labels: np.ndarray, groups: np.ndarray) -> float:
     return float(table.max(axis=1).toarray().sum() / labels.size)
 
 
+def camera_standardize(features: ArrayLike, cameras: np.ndarray) -> np.ndarray:
+    """Per-camera standardisation of features, then L2 normalisation.
+
+    Not part of the reference methods (off by default in the configs): subtracting
+    each camera's mean feature and dividing by its standard deviation removes what
+    all images of a camera share (background, lighting), so an untrained network's
+    clusters follow cameras less (on synthetic_persons: camera purity 0.97 -> 0.74 at
+    equal identity purity). Camera ids are metadata, not identity labels.
+
+    Args:
+      features: [N, D] features.
+      cameras: [N] camera ids.
+
+    Returns:
+      [N, D] float32 standardised, L2-normalised features.
+    """
+    f = np.array(features, np.float32)
+    cameras = np.asarray(cameras)
+    for c in np.unique(cameras):
+        m = cameras == c
+        f[m] = (f[m] - f[m].mean(axis=0)) / (f[m].std(axis=0) + 1e-6)
+    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+
+
 def cluster_quality(
     labels: np.ndarray, identities: np.ndarray, cameras: np.ndarray | None = None
 ) -> dict[str, float]:

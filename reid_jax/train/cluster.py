@@ -537,7 +537,10 @@ def pseudo_label_round(
         ))
     global_feats = feats[:, 0] if method == "pplr" else feats
     embed_s = time.time() - t0
-    clus = pseudo_labels.pseudo_labels(global_feats, config.cluster, seed=config.seed + epoch)
+    cluster_feats = global_feats
+    if config.cluster.get("camera_standardize", False):
+        cluster_feats = pseudo_labels.camera_standardize(global_feats, data.camera_ids)
+    clus = pseudo_labels.pseudo_labels(cluster_feats, config.cluster, seed=config.seed + epoch)
     c = clus.num_clusters
     cap = capacity(config, len(data))
     if c > cap:

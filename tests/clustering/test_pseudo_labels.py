@@ -69,3 +69,16 @@ def test_cluster_quality_by_hand():
     assert q["nmi"] == pytest.approx(
         sklearn.metrics.normalized_mutual_info_score(ids[:5], labels[:5])
     )
+
+
+def test_camera_standardize_removes_camera_offsets():
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(6), 4)
+    cams = np.tile([0, 1], 12)
+    base = rng.normal(size=(6, 8))[ids] + 0.1 * rng.normal(size=(24, 8))
+    shifted = base + 5.0 * np.where(cams[:, None] == 0, 1.0, -1.0)  # a strong camera offset
+    f = pseudo_labels.camera_standardize(shifted, cams)
+    np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, rtol=1e-5)
+    sim = f @ f.T
+    same_id = ids[:, None] == ids[None, :]
+    assert sim[same_id & (cams[:, None] != cams[None, :])].mean() > sim[~same_id].mean() + 0.3
