@@ -173,10 +173,10 @@ def min_sums(rows: scipy.sparse.csr_matrix, inverted: scipy.sparse.csr_matrix) -
         weight on k (the transpose of the candidates' encodings).
 
     Returns:
-      [b, g] float64 sums of minima.
+      [b, g] float32 sums of minima (accumulated in float64 per block).
     """
     b, g = rows.shape[0], inverted.shape[1]
-    out = np.zeros((b, g), np.float64)
+    out = np.zeros((b, g), np.float32)
     row_nnz = np.diff(rows.indptr)
     col_len = np.diff(inverted.indptr)
     # Work per probe row = number of (k, j) pairs it touches; split rows to bound it.
