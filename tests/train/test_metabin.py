@@ -161,3 +161,14 @@ def test_two_iteration_tiny_run(tfds_dir, tmp_path):
     gates = [np.asarray(g) for g in jax.tree.leaves(inner.partition(
         jax.device_get(result["state"].params), metabin.is_gate)[0])]
     assert all(((g >= 0) & (g <= 1)).all() for g in gates)
+
+
+def test_sharded_step_matches_single_device(tfds_dir):
+    assert len(jax.devices()) == 8
+    config = _tiny_config(tfds_dir, **{"data.p": 4, "optim.name": "sgd", "optim.lr": 0.05})
+    _, one, m1 = _one_step(config, sharding.make_mesh(1))
+    _, eight, m8 = _one_step(config, sharding.make_mesh(8))
+    np.testing.assert_allclose(m1["loss"], m8["loss"], rtol=1e-4)
+    np.testing.assert_allclose(m1["meta_loss"], m8["meta_loss"], rtol=1e-3)
+    for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(eight.params)):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
