@@ -4,8 +4,10 @@ The query x gallery matrix is produced one block of queries at a time
 (``distance.iter_distance_chunks`` on the device, or
 ``rerank.iter_k_reciprocal_rerank``); each block is brought to the host, reduced to
 per-query statistics (``protocols.query_stats``: ranks of the true matches only, no
-full sort) and dropped. At MSMT17 size (11,659 x 82,161) the host never holds more
-than ``chunk_size x 82,161`` distances of it.
+full sort) and dropped. At MSMT17 size (11,659 x 82,161) at most two blocks of
+``chunk_size x 82,161`` distances exist at once (the next one is computed on the
+device while the host reduces the current one). Measured on a 2-core CPU with random
+2048-d features: Market-1501 size 5.4 CPU-s, MSMT17 size 81 CPU-s and 3.1 GiB peak.
 
 Protocol: Market-1501 rules (``protocols``), used for Market-1501, DukeMTMC-reID and
 MSMT17. Optional alpha-QE (``query_expansion``) runs before the distances and
