@@ -58,8 +58,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.optim.lr = 1e-3
         c.optim.warmup_epochs = 1
         c.optim.schedule = "cosine"
-        c.train.num_epochs = 12
-        c.train.checkpoint_every_epochs = 4
+        c.train.num_epochs = 10
+        c.train.checkpoint_every_epochs = 5
     if arg == "synthetic_tiny":
         c.model.stage_sizes = (1, 1, 1, 1)
         c.model.width = 8
