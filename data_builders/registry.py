@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import types
 
 import tensorflow_datasets as tfds
 
@@ -101,18 +102,28 @@ def get_builder(
     return cls(**kwargs)
 
 
-# Without TensorFlow the TFDS writer keeps each split in memory: it spills splits over
-# shuffle.MAX_MEM_BUFFER_SIZE (1 GB) to temporary files through tf.io.gfile, which crashes
-# when TensorFlow is absent. Peak memory then follows the largest split's encoded size
-# (MSMT17's gallery: a few GB), well inside 24 GiB.
-_NO_TF_BUFFER_BYTES = 64 << 30
+# TFDS's writer keeps up to shuffle.MAX_MEM_BUFFER_SIZE (1 GB) of a split in memory, then
+# spills it to temporary bucket files in the data dir through tf.io.gfile, which needs
+# TensorFlow. Without TensorFlow we hand the shuffler plain local files instead, so a
+# large split (Market-1501 + 500k distractors, MSMT17, the video sets) streams to disk.
+class _NeverRaisedError(Exception):
+    """Stands in for tf.errors.ResourceExhaustedError, which plain files never raise."""
 
 
-def _keep_splits_in_memory_without_tensorflow() -> None:
+_LOCAL_FILES = types.SimpleNamespace(
+    io=types.SimpleNamespace(
+        gfile=types.SimpleNamespace(GFile=open, exists=os.path.exists, remove=os.remove)
+    ),
+    errors=types.SimpleNamespace(ResourceExhaustedError=_NeverRaisedError),
+)
+
+
+def spill_to_local_files_without_tensorflow() -> None:
+    """Lets the TFDS shuffler spill to local files when TensorFlow is not installed."""
     if importlib.util.find_spec("tensorflow") is None:
         from tensorflow_datasets.core import shuffle
 
-        shuffle.MAX_MEM_BUFFER_SIZE = max(shuffle.MAX_MEM_BUFFER_SIZE, _NO_TF_BUFFER_BYTES)
+        shuffle.tf = _LOCAL_FILES
 
 
 def prepare(
@@ -132,7 +143,7 @@ def prepare(
       config: a config object (see get_builder).
     """
     builder = get_builder(name, data_dir=data_dir, config=config)
-    _keep_splits_in_memory_without_tensorflow()
+    spill_to_local_files_without_tensorflow()
     dl_config = tfds.download.DownloadConfig(
         manual_dir=os.path.expanduser(manual_dir) if manual_dir else None,
         download_mode=(
