@@ -34,6 +34,36 @@ K2 = 6
 _BLOCK_CELLS = 1 << 24
 
 
+def member_distances(feats: np.ndarray, members: np.ndarray, nb: neighbors.Neighbors) -> np.ndarray:
+    """Squared distances (2 - 2 cos for unit vectors) from each row to its R* members.
+
+    Most members are in the row's own k-NN list, whose distances the search already
+    returned; only members added by the expansion (neighbours of neighbours) are
+    computed, as dot products on the host. Padding entries get 0.
+
+    Args:
+      feats: [N, D] L2-normalised features.
+      members: [N, W] expanded sets padded with N.
+      nb: the k-NN search result.
+
+    Returns:
+      [N, W] float32 distances.
+    """
+    n = feats.shape[0]
+    out = np.zeros(members.shape, np.float32)
+    block = max(1, (1 << 24) // max(1, members.shape[1] * nb.indices.shape[1]))
+    for s in range(0, n, block):
+        mem = members[s:s + block]
+        hit = mem[:, :, None] == nb.indices[s:s + block, None, :]  # [b, W, k]
+        found = hit.any(axis=-1)
+        out[s:s + block] = np.where(found, (hit * nb.distances[s:s + block, None, :]).sum(-1), 0.0)
+        r, c = np.nonzero(~found & (mem < n))
+        if r.size:
+            dots = np.einsum("ij,ij->i", feats[r + s], feats[mem[r, c]])
+            out[s:s + block][r, c] = np.maximum(2.0 - 2.0 * dots, 0.0)
+    return out
+
+
 def encodings(
     features: ArrayLike, k1: int = K1, k2: int = K2, chunk_size: int = 2048
 ) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
@@ -53,11 +83,7 @@ def encodings(
     half = kreciprocal.half_length(k1)
     nb = neighbors.knn_search(feats, max(k1, half, k2), chunk_size=chunk_size)
     members, counts = kreciprocal.expanded_sets(nb.indices, k1, half)
-    valid = members < n
-    rows = np.nonzero(valid)[0]
-    # Squared distance of unit vectors = 2 - 2 cos, the references' exponent.
-    dist = np.zeros(members.shape, np.float32)
-    dist[valid] = neighbors.pair_sq_distances(feats, rows, members[valid])
+    dist = member_distances(feats, members, nb)
     v = kreciprocal.encode(members, counts, dist, n)
     return kreciprocal.query_expansion(v, nb.indices, k2), nb.indices
 
