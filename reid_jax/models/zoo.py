@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from reid_jax.models import attributes as attr_heads
-from reid_jax.models import heads, ianet, resnet
+from reid_jax.models import heads, ianet, parts, resnet
 from reid_jax.models import non_local as nl_block
 from reid_jax.models import verification as verif_head
 
@@ -181,7 +181,7 @@ class ReIDNet(nn.Module):
         return out
 
 
-MODELS: dict[str, type[nn.Module]] = {"reid_net": ReIDNet}
+MODELS: dict[str, type[nn.Module]] = {"reid_net": ReIDNet, "part_net": parts.PartNet}
 
 
 def build_model(model_config: Mapping[str, Any]) -> nn.Module:

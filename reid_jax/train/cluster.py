@@ -63,13 +63,10 @@ from reid_jax.clustering import camera_proxies, cross_agreement, memory, pseudo_
 from reid_jax.data import augment, pipeline, samplers, sources
 from reid_jax.evaluation import distance, embed, retrieval
 from reid_jax.losses import contrastive
-from reid_jax.models import parts, zoo
 from reid_jax.train import optim, supervised
 from reid_jax.train import state as state_lib
 
 METHODS = ("cluster_contrast", "pplr", "cap", "mmt")
-# Models this trainer builds itself until reid_jax/models/zoo.py lists them.
-_LOCAL_MODELS: dict[str, type[nn.Module]] = {"part_net": parts.PartNet}
 # PPLR CrossEntropyLabelSmooth default epsilon (parts, first aals_epoch epochs).
 PART_LABEL_SMOOTHING = 0.1
 
@@ -119,22 +116,6 @@ def capacity(config: ml_collections.ConfigDict, num_train: int) -> int:
 
 
 # ----------------------------------------------------------------------------- model
-def build_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
-    """The configured network; 'part_net' (PPLR) is built here, the rest by zoo."""
-    name = config.model.get("name", "reid_net")
-    if name in zoo.MODELS or name not in _LOCAL_MODELS:
-        return supervised.build_model(config, num_classes)
-    cls = _LOCAL_MODELS[name]
-    fields = {f.name for f in dataclasses.fields(cls)} - {"name", "parent"}
-    kwargs = {k: v for k, v in config.model.to_dict().items() if k in fields}
-    if kwargs.get("dtype") not in supervised.DTYPES:
-        raise errors.ReidError(f"unknown model.dtype {kwargs.get('dtype')!r}.")
-    kwargs["dtype"] = supervised.DTYPES[kwargs["dtype"]]
-    if kwargs.get("stage_sizes") is not None:
-        kwargs["stage_sizes"] = tuple(kwargs["stage_sizes"])
-    return cls(num_classes=num_classes, **kwargs)
-
-
 def create_state(
     config: ml_collections.ConfigDict, num_train: int, steps_per_epoch: int, mesh: jax.sharding.Mesh
 ) -> tuple[nn.Module, ClusterState, optax.GradientTransformation, optax.Schedule]:
@@ -142,7 +123,7 @@ def create_state(
     method = _method(config)
     cap = capacity(config, num_train)
     num_classes = cap if method in ("pplr", "mmt") else 0
-    model = build_model(config, num_classes)
+    model = supervised.build_model(config, num_classes)
     params, batch_stats = supervised.init_variables(
         model, config, num_classes, jax.random.key(config.seed)
     )
