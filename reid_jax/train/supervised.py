@@ -330,7 +330,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "workdir": workdir,
         "tensorboard": writer.tb_dir,
         "metrics": writer.jsonl_path,
-        "checkpoints": str(mngr.directory),
+        "checkpoints": os.path.join(workdir, "checkpoints"),
     }
     before_path = os.path.join(workdir, "eval_before_training.json")
     before = None
