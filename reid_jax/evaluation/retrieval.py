@@ -5,6 +5,7 @@ Used after training, before training (the untrained baseline), and by ``--mode=e
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -115,3 +116,32 @@ def evaluate(
         os.makedirs(os.path.dirname(picture) or ".", exist_ok=True)
         save_examples(picture, qf, gf, query, gallery, config)
     return out
+
+
+def evaluate_before_training(
+    model: nn.Module,
+    variables: Any,
+    query: sources.ReidData,
+    gallery: sources.ReidData,
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+    workdir: str,
+    start_epoch: int,
+) -> dict[str, float] | None:
+    """The untrained model's results, computed once per workdir and kept in a JSON file.
+
+    A resumed run reads the file instead of evaluating again; a run resumed from a
+    checkpoint written before the file existed has no untrained result (None).
+    """
+    if not config.eval.before_training:
+        return None
+    path = os.path.join(workdir, "eval_before_training.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    if start_epoch > 0:
+        return None
+    before = evaluate(model, variables, query, gallery, config, mesh)
+    with open(path, "w") as f:
+        json.dump(before, f)
+    return before

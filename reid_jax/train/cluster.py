@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import time
 from typing import Any
@@ -639,17 +638,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "metrics": writer.jsonl_path,
         "checkpoints": str(mngr.directory),
     }
-    before_path = os.path.join(workdir, "eval_before_training.json")
-    before = None
-    if config.eval.before_training:
-        if os.path.exists(before_path):
-            with open(before_path) as f:
-                before = json.load(f)
-        elif start_epoch == 0:
-            before = retrieval.evaluate(model, eval_variables(cs), query, gallery, config, mesh)
-            with open(before_path, "w") as f:
-                json.dump(before, f)
-            writer.write(0, before, prefix="eval_before/")
+    before = retrieval.evaluate_before_training(
+        model, eval_variables(cs), query, gallery, config, mesh, workdir, start_epoch
+    )
+    if before is not None:
+        writer.write(0, before, prefix="eval_before/")
 
     # --- loop: one pseudo-label round, then one epoch on the clustered images
     rng = jax.random.key(config.seed + 1)

@@ -10,7 +10,6 @@ Read top to bottom: setup, data, model and state, step, checkpoint, loop, evalua
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from typing import Any
@@ -332,17 +331,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "metrics": writer.jsonl_path,
         "checkpoints": os.path.join(workdir, "checkpoints"),
     }
-    before_path = os.path.join(workdir, "eval_before_training.json")
-    before = None
-    if config.eval.before_training:
-        if os.path.exists(before_path):
-            with open(before_path) as f:
-                before = json.load(f)
-        elif start_epoch == 0:
-            before = retrieval.evaluate(model, eval_variables(state), query, gallery, config, mesh)
-            with open(before_path, "w") as f:
-                json.dump(before, f)
-            writer.write(0, before, prefix="eval_before/")
+    before = retrieval.evaluate_before_training(
+        model, eval_variables(state), query, gallery, config, mesh, workdir, start_epoch
+    )
+    if before is not None:
+        writer.write(0, before, prefix="eval_before/")
 
     # --- loop
     rng = jax.random.key(config.seed + 1)
