@@ -49,6 +49,9 @@ def domain_pk_batches(
 ) -> np.ndarray:
     """Domain-balanced P x K batches: every row holds a P x K block from each domain.
 
+    The meta-learning trainers' view of ``samplers.domain_pk_batches`` ('per_domain'),
+    which also refuses a source domain without labelled images.
+
     Args:
       labels: [N] training labels (disjoint across domains; < 0 never drawn).
       camera_ids: [N] cameras.
@@ -62,16 +65,12 @@ def domain_pk_batches(
     Returns:
       int64 [num_batches, D * p * k], domain-major (block d holds domain d's examples).
     """
-    blocks = []
     for d in range(num_domains_of(domains)):
-        own = np.where(domains == d, labels, -1)
-        if not (own >= 0).any():
+        if not ((domains == d) & (labels >= 0)).any():
             raise errors.ReidError(f"source domain {d} has no labelled training images.")
-        # A per-domain seed stream, so that adding a domain leaves the others' batches alone.
-        blocks.append(
-            samplers.pk_batches(own, camera_ids, p, k, seed * 1000 + d, epoch, num_batches)
-        )
-    return np.concatenate(blocks, axis=1)
+    return samplers.domain_pk_batches(
+        labels, camera_ids, domains, p, k, seed, epoch, num_batches, mode="per_domain"
+    )
 
 
 def split_domains(rng: jax.Array, num_domains: int, num_meta_test: int) -> tuple[jax.Array, jax.Array]:
