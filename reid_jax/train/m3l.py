@@ -30,7 +30,6 @@ meta-train domains); the meta-test and memory forwards leave them alone.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,13 +42,13 @@ import numpy as np
 import optax
 
 from reid_jax import checkpoint, errors, reporting, sharding
-from reid_jax.data import augment, pipeline
+from reid_jax.data import augment
 from reid_jax.evaluation import embed, retrieval
 from reid_jax.losses import meta as meta_losses
 from reid_jax.losses import metric
 from reid_jax.meta import episodes, inner, metabn
 from reid_jax.meta import memory as memory_lib
-from reid_jax.train import optim, supervised
+from reid_jax.train import domain_loop, optim, supervised
 
 # (params, images, **metabn kwargs) -> (outputs, new batch_stats), training mode.
 ApplyFn = Callable[..., tuple[dict, Any]]
@@ -341,29 +340,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
              "checkpoints": str(mngr.directory)}
 
     # --- loop
-    rng = jax.random.key(config.seed + 1)
-    stop_at = min(config.train.stop_after_epochs or config.train.num_epochs, config.train.num_epochs)
-    step = int(jax.device_get(state.step))
-    t0 = time.time()
-    for epoch in range(start_epoch, stop_at):
-        rows = episodes.domain_pk_batches(
-            train.labels, train.camera_ids, train.domains, p, k, config.seed, epoch, steps
-        )
-        loader = pipeline.train_loader(
-            train, rows, config.data.height, config.data.width, config.data.num_threads
-        )
-        for batch in reporting.progress(loader, len(rows), f"epoch {epoch + 1}", config.train.progress):
-            state, metrics = train_step(state, sharding.to_global(batch, mesh), rng)
-            step += 1
-            if step % config.train.log_every_steps == 0:
-                supervised.check_finite(state)
-                writer.write(step, jax.device_get(metrics), prefix="train/")
-        supervised.check_finite(state)
-        done = epoch + 1
-        if done % config.train.checkpoint_every_epochs == 0 or done == stop_at:
-            checkpoint.save(mngr, done, state,
-                            {"epoch": done, "config_fingerprint": checkpoint.fingerprint(config)})
-    train_seconds = time.time() - t0
+    state, train_seconds, stop_at = domain_loop.train_domain_epochs(
+        train_step, state, train, config, mesh, writer, mngr, start_epoch, steps
+    )
 
     # --- evaluation on the unseen target
     picture = os.path.join(workdir, "ranked_list.png")
