@@ -21,11 +21,13 @@ domains' forwards; ImageNet weights must be imported (--config.model.init_from).
 Commands:
   # synthetic leave-one-domain-out (train domains 0-2, test domain 3), CPU, minutes:
   python -m reid_jax.main --config experiments/m3l.py:synthetic --workdir runs/m3l_synth
+  # synthetic-to-real: the four synthetic domains -> CUHK01 (486-id split 0):
+  python -m reid_jax.main --config experiments/m3l.py:s2r --workdir runs/m3l_s2r
   # published protocol, e.g. target Market-1501 (GPU):
   python -m reid_jax.main --config experiments/m3l.py:market1501 --workdir runs/m3l_market \
       --config.model.init_from=/path/resnet50_flax
 
-Arguments: synthetic, synthetic_tiny (tests), market1501, dukemtmc, cuhk03, msmt17
+Arguments: synthetic, synthetic_tiny (tests), s2r, market1501, dukemtmc, cuhk03, msmt17
 (the target; the other three are the sources).
 """
 
@@ -43,7 +45,7 @@ DOMAINS = {
     "cuhk03": "cuhk03/np_detected",
     "msmt17": "msmt17/v1",
 }
-ARGS = ("synthetic", "synthetic_tiny", *DOMAINS)
+ARGS = ("synthetic", "synthetic_tiny", "s2r", *DOMAINS)
 
 
 def meta_config() -> ml_collections.ConfigDict:
@@ -69,6 +71,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.neck = "none"  # the MetaBN neck replaces BNNeck
     if arg.startswith("synthetic"):
         metabin_config.synthetic_dg(c)
+    elif arg == "s2r":  # four synthetic domains -> CUHK01 486-id split 0
+        metabin_config.synthetic_to_real(c)
     if arg == "synthetic_tiny":
         c.data.dataset = "synthetic_persons/multidomain_tiny"
         c.model.stage_sizes = (1, 1, 1, 1)

@@ -25,11 +25,17 @@ Commands:
   python -m reid_jax.main --config experiments/metabin.py:synthetic --workdir runs/metabin_synth
   # the same backbone (plain BatchNorm) and batches without meta-learning:
   python -m reid_jax.main --config experiments/metabin.py:synthetic_baseline --workdir runs/base_synth
+  # the same without meta-learning, IBN-a instead of BIN (style normalisation only):
+  python -m reid_jax.main --config experiments/metabin.py:synthetic_ibn --workdir runs/ibn_synth
+  # synthetic-to-real: the four synthetic domains -> CUHK01 486-id split 0 (s2r_baseline,
+  # s2r_ibn, s2r; experiments/m3l.py:s2r for M3L):
+  python -m reid_jax.main --config experiments/metabin.py:s2r --workdir runs/metabin_s2r
   # published protocol (GPU; build the datasets first with python -m reid_jax.data.build):
   python -m reid_jax.main --config experiments/metabin.py:grid --workdir runs/metabin_grid \
       --config.model.init_from=/path/resnet50_flax
 
-Arguments: synthetic, synthetic_baseline, synthetic_tiny (tests), grid, viper, prid, ilids.
+Arguments: synthetic, synthetic_baseline, synthetic_ibn, synthetic_tiny (tests), s2r,
+s2r_baseline, s2r_ibn, grid, viper, prid, ilids.
 """
 
 from __future__ import annotations
@@ -38,7 +44,10 @@ import ml_collections
 
 from experiments import common
 
-ARGS = ("synthetic", "synthetic_baseline", "synthetic_tiny", "grid", "viper", "prid", "ilids")
+# s2r*: train on the four synthetic domains, test on the real CUHK01 (486-id split 0).
+S2R = ("s2r", "s2r_baseline", "s2r_ibn")
+ARGS = ("synthetic", "synthetic_baseline", "synthetic_ibn", "synthetic_tiny", *S2R,
+        "grid", "viper", "prid", "ilids")
 
 # The five MetaBIN sources (one domain each, labels made disjoint by sources.open_data).
 SOURCES = (
@@ -47,6 +56,8 @@ SOURCES = (
 )
 TARGETS = {"grid": "grid/s0", "viper": "viper/s0", "prid": "prid2011/s0", "ilids": "ilids/s0"}
 SYNTHETIC_SOURCES = "train_d0,train_d1,train_d2"
+S2R_SOURCES = "train_d0,train_d1,train_d2,train_d3"
+S2R_TARGET = "cuhk01/p486_s0"
 
 
 def meta_config() -> ml_collections.ConfigDict:
@@ -76,7 +87,7 @@ def synthetic_dg(c: ml_collections.ConfigDict) -> None:
     c.data.gallery = "gallery_d3"
     c.data.height, c.data.width = 128, 64
     c.data.p, c.data.k = 4, 4  # per domain: 3 domains x 16 = 48 images per batch
-    c.data.steps_per_epoch = 25  # CPU budget: 150 iterations in all
+    c.data.steps_per_epoch = 25  # CPU budget: 400 iterations in all
     c.model.backbone = "resnet18"
     c.model.width = 32
     c.aug.pad = 5
@@ -85,10 +96,18 @@ def synthetic_dg(c: ml_collections.ConfigDict) -> None:
     c.optim.lr = 1e-3
     c.optim.schedule = "cosine"
     c.optim.warmup_epochs = 1
-    c.train.num_epochs = 6
-    c.train.checkpoint_every_epochs = 3
+    c.train.num_epochs = 16
+    c.train.checkpoint_every_epochs = 4
     c.eval.batch_size = 256
     c.eval.before_training = False
+
+
+def synthetic_to_real(c: ml_collections.ConfigDict) -> None:
+    """Train on all four synthetic domains, test on CUHK01 (build cuhk01/p486_s0 first)."""
+    synthetic_dg(c)
+    c.data.train = S2R_SOURCES
+    c.data.query = f"{S2R_TARGET}:query"
+    c.data.gallery = f"{S2R_TARGET}:gallery"
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -102,9 +121,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg.startswith("synthetic"):
         synthetic_dg(c)
         c.meta.num_meta_test = 1  # 3 sources -> 2 meta-train / 1 meta-test
-    if arg == "synthetic_baseline":
+    elif arg in S2R:
+        synthetic_to_real(c)
+        c.meta.num_meta_test = 1  # 4 sources -> 3 meta-train / 1 meta-test
+    if arg in ("synthetic_baseline", "s2r_baseline"):
         c.meta.enabled = False
         c.model.norm = "bn"
+    elif arg in ("synthetic_ibn", "s2r_ibn"):  # IBN-a, no meta-learning
+        c.meta.enabled = False
+        c.model.norm = "ibn_a"
     elif arg == "synthetic_tiny":
         c.data.dataset = "synthetic_persons/multidomain_tiny"
         c.model.stage_sizes = (1, 1, 1, 1)
