@@ -73,6 +73,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         metabin_config.synthetic_dg(c)
     elif arg == "s2r":  # four synthetic domains -> CUHK01 486-id split 0
         metabin_config.synthetic_to_real(c)
+    if arg in ("synthetic", "s2r"):
+        # CPU budget: the second-order step costs 5.2x a plain step here, first-order 1.2x
+        # (benchmarks/meta_step.py); --config.meta.first_order=False for the paper's.
+        c.meta.first_order = True
     if arg == "synthetic_tiny":
         c.data.dataset = "synthetic_persons/multidomain_tiny"
         c.model.stage_sizes = (1, 1, 1, 1)
