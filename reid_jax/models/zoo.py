@@ -12,7 +12,9 @@
 - PCB (Sun et al., ECCV 2018): `head='pcb'` replaces pooling and neck by six stripe
   classifiers (`heads.PCBHead`); the identity loss is the sum of the per-stripe
   cross-entropies over 'part_logits', and retrieval uses the concatenated stripe
-  features ('neck_features').
+  features ('neck_features'). `rpp=True` replaces the uniform stripes by refined part
+  pooling (RPP, same paper; `reid_jax/models/rpp.py`): a part classifier
+  ('rpp_classifier') assigns each position of the map to the parts.
 
 Names map to models through the explicit dict `MODELS` (no registries).
 """
@@ -28,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from reid_jax.models import attributes as attr_heads
-from reid_jax.models import heads, ianet, parts, resnet
+from reid_jax.models import heads, ianet, parts, resnet, rpp
 from reid_jax.models import non_local as nl_block
 from reid_jax.models import verification as verif_head
 
@@ -60,6 +62,8 @@ class ReIDNet(nn.Module):
         head: 'global' (pooling + neck) or 'pcb' (part stripes; pooling and neck unused).
         num_parts: PCB stripes.
         part_dim: PCB channels per stripe.
+        rpp: PCB head only: refined part pooling (soft part assignment by a part
+            classifier) instead of uniform stripes.
         ianet_stages: 1-based stages followed by an IANet IA block (Hou et al. 2019;
             `reid_jax/models/ianet.py`; (2, 3) as published); () for none.
         ianet_patch: K of the SIA patch relation (1 as the official code).
@@ -85,6 +89,7 @@ class ReIDNet(nn.Module):
     head: str = "global"
     num_parts: int = heads.PCB_PARTS
     part_dim: int = heads.PCB_DIM
+    rpp: bool = False
     ianet_stages: Sequence[int] = ()
     ianet_patch: int = 1
     verification: bool = False
@@ -105,7 +110,8 @@ class ReIDNet(nn.Module):
             num_classes == 0). PCB head: 'features' ([N, P * C] concatenated stripe
             means g), 'neck_features' ([N, P * part_dim] concatenated h, the test
             descriptor), 'part_features' ([N, P, part_dim]), 'part_logits'
-            ([N, P, num_classes] or None) and 'logits' None.
+            ([N, P, num_classes] or None) and 'logits' None; with rpp also
+            'part_probabilities' ([N, H, W, P], each position's part assignment).
         """
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; expected one of {POOLINGS}")
@@ -117,6 +123,8 @@ class ReIDNet(nn.Module):
             )
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; expected one of {HEADS}")
+        if self.rpp and self.head != "pcb":
+            raise ValueError("rpp (refined part pooling) needs head='pcb'")
         if self.ianet_stages:
             if self.non_local:
                 raise ValueError("ianet_stages and non_local cannot be combined")
@@ -146,20 +154,30 @@ class ReIDNet(nn.Module):
         if self.head == "pcb":
             if self.verification or self.num_attributes > 0:
                 raise ValueError("verification and attribute heads need head='global'")
+            part_map, probs = fmap, None
+            if self.rpp:
+                logits = rpp.PartClassifier(self.num_parts, name="rpp_classifier")(fmap)
+                probs = jax.nn.softmax(logits, axis=-1)
+                # PCBHead stripe-pools its input: a map of P rows of width 1 whose row i
+                # is the refined part i gives back exactly those parts.
+                part_map = rpp.refined_pool(fmap, probs)[:, :, None, :]
             parts = heads.PCBHead(
                 num_parts=self.num_parts,
                 part_dim=self.part_dim,
                 num_classes=self.num_classes,
                 name="pcb",
-            )(fmap, train)
+            )(part_map, train)
             batch = fmap.shape[0]
-            return {
+            out = {
                 "features": parts["stripe_features"].reshape(batch, -1),
                 "neck_features": parts["part_features"].reshape(batch, -1),
                 "part_features": parts["part_features"],
                 "part_logits": parts["part_logits"],
                 "logits": None,
             }
+            if probs is not None:
+                out["part_probabilities"] = probs
+            return out
         if self.pooling == "gem":
             pooled = heads.GeM(name="pool")(fmap)
         else:

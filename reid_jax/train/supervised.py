@@ -25,7 +25,7 @@ from reid_jax.data import augment, pipeline, samplers, sources
 from reid_jax.evaluation import retrieval
 from reid_jax.losses import attribute, lsro, margin, metric, verification
 from reid_jax.models import zoo
-from reid_jax.train import optim
+from reid_jax.train import optim, warm_start
 from reid_jax.train import state as state_lib
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -277,6 +277,19 @@ def create_state(
         params["model"], batch_stats = load_torch.load_into(
             config.model.init_from, params["model"], batch_stats
         )
+    if config.optim.get("rpp_classifier_only_epochs", 0) > 0 and not config.model.get("init_from_run"):
+        raise errors.ReidError(
+            "optim.rpp_classifier_only_epochs > 0 holds every layer but the RPP part classifier, "
+            "which needs a trained PCB: pass --config.model.init_from_run=<the PCB run's "
+            "workdir>, or set optim.rpp_classifier_only_epochs=0."
+        )
+    if config.model.get("init_from_run"):
+        # An earlier run's weights (RPP from its PCB run); new layers keep their init.
+        params["model"], batch_stats, counts = warm_start.load_run(
+            config.model.init_from_run, params["model"], batch_stats
+        )
+        print(f"init_from_run: {counts['copied']} arrays from step {counts['step']} of "
+              f"{config.model.init_from_run}, {counts['kept']} new ones as initialised")
     tx, lr_fn = optim.make_optimizer(
         config.optim, params, steps_per_epoch, config.train.num_epochs,
         center_weight=config.loss.center_weight, center_lr=config.loss.center_lr,

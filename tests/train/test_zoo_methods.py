@@ -8,6 +8,7 @@ loss terms the method should produce appear and are finite, and that evaluation 
 import json
 import math
 
+import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -103,6 +104,30 @@ def test_identification_verification(tfds_dir, tmp_path):
     assert "verification/kernel" in _param_names(result)
     assert {"train/id_loss", "train/verification_loss", "train/verification_acc"} <= set(metrics)
     assert "train/triplet_loss" not in metrics
+
+
+def test_rpp_from_a_pcb_run(tfds_dir, tmp_path):
+    """PCB 2 steps, then RPP from it: both held steps move only the part classifier."""
+    pcb_result, _ = _train(_tiny(pcb, tfds_dir), tmp_path / "pcb")
+    config = _tiny(pcb, tfds_dir, "rpp-synthetic_tiny")
+    assert config.model.rpp and config.optim.rpp_classifier_only_epochs > 0
+    with pytest.raises(errors.ReidError, match="init_from_run"):
+        supervised.train_and_evaluate(config, str(tmp_path / "no_pcb"))
+    config.model.init_from_run = str(tmp_path / "pcb")
+    config.optim.rpp_classifier_only_epochs = 1  # = both steps of the 1-epoch run
+    result, metrics = _train(config, tmp_path / "rpp")
+    assert "train/id_loss" in metrics
+    before = flax.traverse_util.flatten_dict(jax.device_get(pcb_result["state"].params["model"]))
+    after = flax.traverse_util.flatten_dict(jax.device_get(result["state"].params["model"]))
+    assert set(after) - set(before) == {("rpp_classifier", "classifier", "kernel"),
+                                        ("rpp_classifier", "classifier", "bias")}
+    for key, value in before.items():
+        np.testing.assert_array_equal(after[key], value, err_msg="/".join(key))
+    assert not np.allclose(after[("rpp_classifier", "classifier", "kernel")], 0.0)
+    init = supervised.init_variables(
+        supervised.build_model(config, 8), config, 8, jax.random.key(config.seed))[0]["model"]
+    assert not np.allclose(after[("rpp_classifier", "classifier", "kernel")],
+                           init["rpp_classifier"]["classifier"]["kernel"])
 
 
 def test_apr_attributes_from_the_batch(tfds_dir):
