@@ -13,6 +13,9 @@ dataset:
 - ``file_name``: the path of the file inside the archive (or a synthetic name).
 - ``domain``: the dataset (or rendering domain) the example comes from.
 - ``tracklet_id`` / ``frame_id``: video datasets only (-1 for single images).
+- ``attributes``: datasets with attribute annotations only: int8 [M], 1 / 0 for a binary
+  attribute present / absent, -1 where unknown (the order is the builder's
+  ``ATTRIBUTE_NAMES``).
 
 Errors a user can meet (missing folder, wrong layout, unreadable file, wrong counts)
 are raised as :class:`DatasetError` with one line that names the thing and the fix.
@@ -34,12 +37,15 @@ class DatasetError(ValueError):
     """A problem with the user's data: the message names the file and the fix."""
 
 
-def reid_features(encoding_format: str = "png", video: bool = False) -> tfds.features.FeaturesDict:
+def reid_features(
+    encoding_format: str = "png", video: bool = False, num_attributes: int = 0
+) -> tfds.features.FeaturesDict:
     """The FeaturesDict shared by every re-ID builder.
 
     Args:
       encoding_format: 'png' or 'jpeg', the format of the stored bytes.
       video: add ``tracklet_id`` and ``frame_id`` features.
+      num_attributes: M > 0 adds ``attributes``, an int8 [M] tensor (-1 unknown).
     """
     spec = {
         "image": tfds.features.Image(shape=(None, None, 3), encoding_format=encoding_format),
@@ -52,6 +58,8 @@ def reid_features(encoding_format: str = "png", video: bool = False) -> tfds.fea
     if video:
         spec["tracklet_id"] = np.int32
         spec["frame_id"] = np.int32
+    if num_attributes > 0:
+        spec["attributes"] = tfds.features.Tensor(shape=(num_attributes,), dtype=np.int8)
     return tfds.features.FeaturesDict(spec)
 
 
@@ -178,8 +186,9 @@ def make_example(
     label: int = -1,
     tracklet_id: int | None = None,
     frame_id: int | None = None,
+    attributes: Sequence[int] | np.ndarray | None = None,
 ) -> dict:
-    """Builds one example dict in the shared feature layout."""
+    """Builds one example dict in the shared feature layout (``attributes``: [M], -1 unknown)."""
     ex = {
         "image": image,
         "person_id": int(person_id),
@@ -191,6 +200,8 @@ def make_example(
     if tracklet_id is not None:
         ex["tracklet_id"] = int(tracklet_id)
         ex["frame_id"] = int(frame_id if frame_id is not None else -1)
+    if attributes is not None:
+        ex["attributes"] = np.asarray(attributes, np.int8)
     return ex
 
 

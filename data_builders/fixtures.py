@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import scipy.io
 import tensorflow_datasets as tfds
 from PIL import Image
 
@@ -29,6 +30,36 @@ def write_text(path: str, lines: list[str]) -> str:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
         f.write("".join(line + "\n" for line in lines))
+    return path
+
+
+def write_attribute_mat(path: str, mat_key: str, tables: dict[str, dict[str, list]]) -> str:
+    """Writes an attribute file in the layout of Lin et al.'s market/duke_attribute.mat.
+
+    Args:
+      path: the .mat file to write.
+      mat_key: the top-level struct ('market_attribute' or 'duke_attribute').
+      tables: struct ('train' / 'test') -> field -> one value per identity, with the
+        field 'image_index' holding the identities as 4-digit strings ('0002').
+
+    Returns:
+      ``path``. Each field is written as a 1xN uint8 row and image_index as a 1xN cell
+      of strings, as in the released files.
+    """
+    content = {}
+    for split, fields in tables.items():
+        struct = {}
+        for name, values in fields.items():
+            if name == "image_index":
+                cell = np.empty((1, len(values)), dtype=object)
+                for i, v in enumerate(values):
+                    cell[0, i] = v
+                struct[name] = cell
+            else:
+                struct[name] = np.asarray(values, np.uint8).reshape(1, -1)
+        content[split] = struct
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    scipy.io.savemat(path, {mat_key: content})
     return path
 
 

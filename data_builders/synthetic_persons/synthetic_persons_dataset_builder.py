@@ -14,6 +14,12 @@ builds of the same config give identical bytes. The layout follows Market-1501:
   plus the distractors.
 - ``label`` is 0..N-1 on a training split and -1 elsewhere; ``camera_id`` is 0-based.
 
+Every image has ``attributes``: 8 binary attributes of its identity (``ATTRIBUTE_NAMES``,
+defined by :func:`attributes` from the drawn :class:`render.Identity`, so they are exact
+and identity-level like Market-1501's annotations; distractors have theirs too). They are
+derived from the identity already drawn for the picture: adding them (version 1.1.0)
+changed no pixel.
+
 Multi-domain configs render K domains, each with its own style family (backgrounds,
 lighting, colour casts, body proportions, camera count) and its own identities, into
 splits ``train_d{k}``, ``query_d{k}``, ``gallery_d{k}`` with ``domain == "synthetic_d{k}"``.
@@ -36,6 +42,21 @@ from PIL import Image
 
 from data_builders import common
 from data_builders.synthetic_persons import render
+
+# The attributes every example carries, in order (see `attributes`).
+ATTRIBUTE_NAMES = (
+    "backpack",  # a backpack (seen from behind or the side)
+    "shoulder_bag",  # a bag on a strap across the chest
+    "hat",
+    "top_dark",  # top colour black or navy
+    "bottom_dark",  # trousers / shorts black or navy
+    "top_patterned",  # horizontal or vertical stripes, or checks, on the top
+    "top_logo",  # a logo on the chest (seen from the front)
+    "shorts",  # short lower-body clothing
+)
+# The two palette colours far darker than the rest (luma about 29 and 50 of 255; the
+# next darkest, red and brown, are near 80).
+DARK_COLOURS = (render.COLOUR_NAMES.index("black"), render.COLOUR_NAMES.index("navy"))
 
 # First entries after (seed, domain) of every generator's seed, so that no two streams
 # of random numbers (a camera, a person, a layout, an image) can coincide.
@@ -158,6 +179,23 @@ def identity(config: SyntheticPersonsConfig, domain: int, item: Item) -> render.
     return render.sample_identity(np.random.default_rng(seed), style)
 
 
+def attributes(person: render.Identity) -> np.ndarray:
+    """The ``ATTRIBUTE_NAMES`` of a person as int8 0/1, read off its fields (no random draw)."""
+    return np.array(
+        [
+            person.backpack >= 0,
+            person.bag >= 0,
+            person.hat >= 0,
+            person.top in DARK_COLOURS,
+            person.bottom in DARK_COLOURS,
+            person.top_texture in (render.HSTRIPES, render.VSTRIPES, render.CHECKS),
+            person.top_texture == render.LOGO,
+            person.shorts,
+        ],
+        np.int8,
+    )
+
+
 def render_item(
     config: SyntheticPersonsConfig,
     domain: int,
@@ -191,8 +229,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """synthetic_persons: rendered pedestrians, Market-1501 conventions, no download."""
 
     name = "synthetic_persons"
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Per-image 'attributes' (8 binary attributes of the identity); images unchanged.",
+    }
     BUILDER_CONFIGS = [
         SyntheticPersonsConfig(
             name="tiny",
@@ -245,7 +286,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
-            features=common.reid_features("png"),
+            features=common.reid_features("png", num_attributes=len(ATTRIBUTE_NAMES)),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict:
@@ -263,9 +304,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         for item in items:
             key = file_name(config, domain, item)
             image = encode_png(render_item(config, domain, item, styles))
+            # identity() draws from its own seeded generator: calling it again here changes
+            # no other stream, so the pixels are those of version 1.0.0.
+            person = identity(config, domain, item)
             yield (
                 key,
                 common.make_example(
-                    image, item.person_id, item.camera_id, key, name, label=item.label
+                    image, item.person_id, item.camera_id, key, name, label=item.label,
+                    attributes=attributes(person),
                 ),
             )

@@ -29,7 +29,7 @@ def load_image(data: sources.ReidData, index: int, height: int, width: int) -> n
 
 
 def _batch(data: sources.ReidData, idx: np.ndarray, height: int, width: int) -> dict[str, np.ndarray]:
-    return {
+    out = {
         "image": np.stack([load_image(data, int(i), height, width) for i in idx]),
         "label": data.labels[idx],
         "person_id": data.person_ids[idx],
@@ -37,6 +37,9 @@ def _batch(data: sources.ReidData, idx: np.ndarray, height: int, width: int) -> 
         "domain": data.domains[idx],
         "index": idx.astype(np.int32),
     }
+    if data.attributes is not None:
+        out["attributes"] = data.attributes[idx]
+    return out
 
 
 def _loader(batches: list, fetch: object, num_threads: int) -> Iterator[dict[str, np.ndarray]]:
@@ -55,7 +58,8 @@ def train_loader(
     """Yields one host batch per row of ``batch_indices`` (from samplers.pk_batches).
 
     Each batch is a dict of NumPy arrays: image [B,H,W,3] uint8, label, person_id,
-    camera_id, domain, index [B] int32.
+    camera_id, domain, index [B] int32, and attributes [B, M] int8 (-1 unknown) when
+    the data has them.
     """
     rows = [np.asarray(r) for r in batch_indices]
     return _loader(rows, lambda r: _batch(data, r, height, width), num_threads)

@@ -2,8 +2,9 @@
 
 A :class:`ReidData` is one split, or several (dataset, split) pairs mixed into one
 training set: identity labels are made disjoint across sources and each example keeps
-the index of the source (its domain). Metadata (ids, cameras, labels) is read once
-without decoding images; images are decoded on demand by index.
+the index of the source (its domain). Metadata (ids, cameras, labels, and attribute
+labels where the dataset has them) is read once without decoding images; images are
+decoded on demand by index.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class ReidData:
       camera_ids: [N] camera index within its dataset.
       domains: [N] index of the part (source domain) each example comes from.
       file_names: [N] file names inside each archive.
+      attributes: [N, M] int8 attribute labels (1 / 0, -1 unknown) when the parts that
+        have the ``attributes`` feature agree on M (parts without it count as all
+        unknown); None when no part has it or their M differ.
     """
 
     name: str
@@ -49,6 +53,7 @@ class ReidData:
     camera_ids: np.ndarray
     domains: np.ndarray
     file_names: list[str]
+    attributes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -79,9 +84,11 @@ def _builder(dataset: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     return registry.prepare(dataset, data_dir=data_dir)
 
 
-def _read_metadata(raw: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _read_metadata(
+    raw: object, with_attributes: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray | None]:
     n = len(raw)
-    pids, labels, cams, names = [], [], [], []
+    pids, labels, cams, names, attrs = [], [], [], [], []
     for start in range(0, n, _META_CHUNK):
         for ex in raw.__getitems__(list(range(start, min(n, start + _META_CHUNK)))):
             pids.append(ex["person_id"])
@@ -89,8 +96,22 @@ def _read_metadata(raw: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, lis
             cams.append(ex["camera_id"])
             fn = ex["file_name"]
             names.append(fn.decode() if isinstance(fn, bytes) else str(fn))
+            if with_attributes:
+                attrs.append(ex["attributes"])
     as_i32 = lambda v: np.asarray(v, dtype=np.int32)  # noqa: E731
-    return as_i32(pids), as_i32(labels), as_i32(cams), names
+    attributes = np.asarray(attrs, np.int8).reshape(n, -1) if with_attributes else None
+    return as_i32(pids), as_i32(labels), as_i32(cams), names, attributes
+
+
+def _merge_attributes(parts: list[np.ndarray | None], sizes: list[int]) -> np.ndarray | None:
+    """One [N, M] array over all parts; parts without attributes are all unknown (-1)."""
+    widths = {a.shape[1] for a in parts if a is not None}
+    if len(widths) != 1:  # no part has attributes, or their attribute sets differ
+        return None
+    m = widths.pop()
+    return np.concatenate(
+        [a if a is not None else np.full((size, m), -1, np.int8) for a, size in zip(parts, sizes)]
+    )
 
 
 def open_data(
@@ -109,7 +130,7 @@ def open_data(
     if not specs:
         raise errors.ReidError("no (dataset, split) given; set config.data.train / query / gallery.")
     data_dir = data_dir or None
-    parts, pids, labels, cams, doms, names, sizes = [], [], [], [], [], [], [0]
+    parts, pids, labels, cams, doms, names, attrs, sizes = [], [], [], [], [], [], [], [0]
     label_offset = 0
     for domain, (dataset, split) in enumerate(specs):
         builder = _builder(dataset, data_dir)
@@ -120,7 +141,7 @@ def open_data(
             )
         images = builder.as_data_source(split)
         raw = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
-        p, lab, c, fn = _read_metadata(raw)
+        p, lab, c, fn, att = _read_metadata(raw, "attributes" in builder.info.features)
         if relabel and (lab >= 0).any():
             lab = np.where(lab >= 0, lab + label_offset, -1).astype(np.int32)
             label_offset = int(lab.max()) + 1
@@ -130,6 +151,7 @@ def open_data(
         cams.append(c)
         doms.append(np.full(len(p), domain, np.int32))
         names.extend(fn)
+        attrs.append(att)
         sizes.append(len(p))
     return ReidData(
         name="+".join(part.name for part in parts),
@@ -140,6 +162,7 @@ def open_data(
         camera_ids=np.concatenate(cams),
         domains=np.concatenate(doms),
         file_names=names,
+        attributes=_merge_attributes(attrs, sizes[1:]),
     )
 
 

@@ -184,8 +184,9 @@ def loss_terms(
     if cfg.get("attribute_weight", 0.0) > 0:
         if attributes is None:
             raise errors.ReidError(
-                "loss.attribute_weight > 0 but the batches carry no 'attributes'; no dataset "
-                "builder provides attribute annotations yet: set loss.attribute_weight=0."
+                "loss.attribute_weight > 0 but the batches carry no 'attributes'; the training "
+                "data has no attribute annotations (see data_builders/README.md): set "
+                "loss.attribute_weight=0."
             )
         if out.get("attribute_logits") is None:
             raise errors.ReidError("loss.attribute_weight > 0 needs model.num_attributes > 0.")
@@ -320,6 +321,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     train, query, gallery = open_splits(config)
     if train.num_classes == 0:
         raise errors.ReidError(f"{train.name} has no identity labels; is it a training split?")
+    if config.loss.get("attribute_weight", 0.0) > 0 and (
+        train.attributes is None or not (train.attributes >= 0).any()
+    ):
+        raise errors.ReidError(
+            f"loss.attribute_weight > 0 but {train.name} has no known attribute labels; build "
+            "it with the attribute annotations (data_builders/README.md) or set "
+            "loss.attribute_weight=0."
+        )
     samplers.check_pk(train.labels, config.data.p, config.data.k, mesh.size)
     steps = config.data.steps_per_epoch or samplers.steps_per_epoch(
         train.labels, config.data.p, config.data.k

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import numpy as np
 import pytest
 
 from data_builders import common, fixtures
@@ -41,6 +42,42 @@ def test_builds_splits(tmp_path):
         (1, 1, 0), (1, 4, 0), (8, 7, 1)]
     assert data["gallery"][-1]["file_name"] == "bounding_box_test/0770_c7_f0000001.jpg"
     assert {int(e["label"]) for e in data["query"] + data["gallery"]} == {-1}
+    assert all((e["attributes"] == -1).all() and e["attributes"].shape == (23,)
+               for s in data.values() for e in s)
+
+
+def test_attributes_from_duke_attribute_mat(tmp_path):
+    manual = make_duke(str(tmp_path / "m"))
+    fields = duke.ATTRIBUTES.fields
+    one = {f: 1 for f in fields}
+    tables = {
+        # 0001: female with a backpack and a white top; 0008: as the released file's few
+        # train identities, 'top' is 0 (unknown).
+        "train": {"image_index": ["0001", "0008"],
+                  **{f: [2 if f in ("gender", "backpack", "upwhite") else 1, 0 if f == "top" else 2]
+                     for f in fields}},
+        # The test table covers the gallery distractor 0770 too.
+        "test": {"image_index": ["0005", "0009", "0770"],
+                 **{f: [2 if f == "shoes" else 1, one[f], 2 if f == "downred" else 1] for f in fields}},
+    }
+    fixtures.write_attribute_mat(os.path.join(manual, "duke_attribute.mat"), "duke_attribute", tables)
+    data = fixtures.read_splits(fixtures.build(duke.Builder, tiny(), manual, str(tmp_path / "t")))
+    names = duke.ATTRIBUTE_NAMES
+    assert len(names) == 23
+
+    def vec(*ones, unknown=()):
+        return np.array([-1 if n in unknown else 1 if n in ones else 0 for n in names], np.int8)
+
+    want = {
+        1: vec("female", "backpack", "up_white"),
+        8: vec(*names, unknown=("long_top",)),
+        5: vec("light_shoes"),
+        9: vec(),
+        770: vec("down_red"),
+    }
+    for split in data.values():
+        for e in split:
+            np.testing.assert_array_equal(e["attributes"], want[int(e["person_id"])], err_msg=e["file_name"])
 
 
 @pytest.mark.parametrize("case, match", [

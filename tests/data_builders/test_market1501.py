@@ -6,6 +6,7 @@ import dataclasses
 import os
 import zipfile
 
+import numpy as np
 import pytest
 
 from data_builders import common, fixtures
@@ -60,6 +61,10 @@ def test_builds_splits(tmp_path, zipped):
     assert gal == {0, 3, 5}  # junk -1 dropped, distractor 0 kept
     assert {int(e["label"]) for e in data["gallery"] + data["query"]} == {-1}
     assert data["query"][0]["domain"] == "market1501" and data["query"][0]["image"].shape == (8, 4, 3)
+    # Without market_attribute.mat every attribute is unknown.
+    for e in data["train"] + data["query"] + data["gallery"]:
+        assert e["attributes"].shape == (30,) and e["attributes"].dtype == np.int8
+        assert (e["attributes"] == -1).all()
 
 
 def test_with_500k_adds_distractors(tmp_path):
@@ -97,3 +102,66 @@ def test_bad_input(tmp_path, case, match):
         cfg = dataclasses.replace(cfg, num_cameras=5)
     with pytest.raises(common.DatasetError, match=match):
         fixtures.build(market.Builder, cfg, manual, str(tmp_path / "t"))
+
+
+# Identity-level annotations in the layout of vana77/Market-1501_Attribute: 1 = no (first
+# option), 2 = yes (second option), age 1..4.
+_FIELDS = market.ATTRIBUTES.fields
+
+
+def _row(twos=(), age=1):
+    return {f: (age if f == "age" else 2 if f in twos else 1) for f in _FIELDS}
+
+
+def _market_mat(path, drop=None):
+    people = {
+        "train": {"0002": _row(("gender", "hat", "upred"), age=3), "0007": _row(_FIELDS, age=1)},
+        "test": {"0003": _row(("backpack", "downblue"), age=4), "0005": _row((), age=2)},
+    }
+    tables = {}
+    for split, rows in people.items():
+        tables[split] = {"image_index": list(rows)}
+        for f in _FIELDS:
+            if (split, f) != drop:
+                tables[split][f] = [r[f] for r in rows.values()]
+    return fixtures.write_attribute_mat(path, "market_attribute", tables)
+
+
+def _expected(*ones):
+    return np.array([1 if n in ones else 0 for n in market.ATTRIBUTE_NAMES], np.int8)
+
+
+@pytest.mark.parametrize("where", ["manual_dir", "clone"])
+def test_attributes_from_market_attribute_mat(tmp_path, where):
+    manual = make_market(str(tmp_path / "m"))
+    folder = manual if where == "manual_dir" else os.path.join(manual, "Market-1501_Attribute")
+    _market_mat(os.path.join(folder, "market_attribute.mat"))
+    data = fixtures.read_splits(fixtures.build(market.Builder, tiny(), manual, str(tmp_path / "t")))
+    assert len(market.ATTRIBUTE_NAMES) == 30
+    by_pid = {}
+    for split in ("train", "query", "gallery"):
+        for e in data[split]:
+            by_pid.setdefault((split, int(e["person_id"])), []).append(e["attributes"])
+    want = {
+        2: _expected("female", "hat", "up_red", "age_adult"),
+        7: _expected(*[n for n in market.ATTRIBUTE_NAMES if not n.startswith("age_")], "age_young"),
+        3: _expected("backpack", "down_blue", "age_old"),
+        5: _expected("age_teenager"),
+    }
+    for (split, pid), rows in by_pid.items():
+        for got in rows:
+            if pid == 0:  # the distractor has no annotation
+                np.testing.assert_array_equal(got, -1)
+            else:  # train images from the train table, query/gallery from the test table
+                np.testing.assert_array_equal(got, want[pid], err_msg=f"{split} {pid}")
+
+
+def test_malformed_attribute_file(tmp_path):
+    manual = make_market(str(tmp_path / "m"))
+    path = _market_mat(os.path.join(manual, "market_attribute.mat"), drop=("test", "hat"))
+    with pytest.raises(common.DatasetError) as err:
+        fixtures.build(market.Builder, tiny(), manual, str(tmp_path / "t"))
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert path in msg and "no field 'hat' in market_attribute.test" in msg
+    assert "re-download it, or remove it to build without attributes" in msg

@@ -138,3 +138,42 @@ def test_colour_alone_is_ambiguous():
     assert len({(p.top_texture, p.backpack >= 0, p.bag >= 0, p.hat >= 0) for p in shared}) > 5
     same_outfit = collections.Counter((p.top, p.bottom) for p in people)
     assert same_outfit.most_common(1)[0][1] >= 2
+
+
+def test_attributes_on_every_split_follow_the_identity(tiny, multidomain):
+    names = sp.ATTRIBUTE_NAMES
+    assert len(names) == 8
+    for name, data in (("tiny", tiny), ("multidomain_tiny", multidomain)):
+        cfg = config(name)
+        for split, examples in data.items():
+            domain = int(split.rsplit("_d", 1)[1]) if "_d" in split else 0
+            per_person = collections.defaultdict(set)
+            for e in examples:
+                a = e["attributes"]
+                assert a.shape == (8,) and a.dtype == np.int8 and set(a.tolist()) <= {0, 1}
+                pid, index = int(e["person_id"]), int(e["file_name"].decode().rsplit("_", 1)[1][:4])
+                person = sp.identity(cfg, domain, sp.Item(pid, 0, index, -1))
+                np.testing.assert_array_equal(a, sp.attributes(person), err_msg=e["file_name"])
+                if pid:
+                    per_person[pid].add(a.tobytes())
+            # Identity-level: every image of a person carries the same vector.
+            assert all(len(v) == 1 for v in per_person.values())
+
+
+def test_attribute_definitions():
+    cfg = config("default")
+    people = [sp.identity(cfg, 0, sp.Item(pid, 0, 0, -1)) for pid in range(1, 301)]
+    got = np.stack([sp.attributes(p) for p in people])
+    by_name = dict(zip(sp.ATTRIBUTE_NAMES, got.T))
+    np.testing.assert_array_equal(by_name["backpack"], [p.backpack >= 0 for p in people])
+    np.testing.assert_array_equal(by_name["shoulder_bag"], [p.bag >= 0 for p in people])
+    np.testing.assert_array_equal(by_name["hat"], [p.hat >= 0 for p in people])
+    dark = {render.COLOUR_NAMES.index("black"), render.COLOUR_NAMES.index("navy")}
+    np.testing.assert_array_equal(by_name["top_dark"], [p.top in dark for p in people])
+    np.testing.assert_array_equal(by_name["bottom_dark"], [p.bottom in dark for p in people])
+    np.testing.assert_array_equal(
+        by_name["top_patterned"], [p.top_texture in (render.HSTRIPES, render.VSTRIPES, render.CHECKS) for p in people])
+    np.testing.assert_array_equal(by_name["top_logo"], [p.top_texture == render.LOGO for p in people])
+    np.testing.assert_array_equal(by_name["shorts"], [p.shorts for p in people])
+    # Every attribute occurs and is not universal: each is something to learn.
+    assert ((got.mean(0) > 0.1) & (got.mean(0) < 0.9)).all()
