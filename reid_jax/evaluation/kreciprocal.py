@@ -211,6 +211,76 @@ def min_sums(rows: scipy.sparse.csr_matrix, inverted: scipy.sparse.csr_matrix) -
     return out
 
 
+def upper_min_sums(
+    v: scipy.sparse.csr_matrix, min_value: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``m[i, j] = sum_k min(v[i, k], v[j, k])`` of the pairs ``i <= j`` with ``m >= min_value``.
+
+    ``m`` is symmetric, so only the upper triangle is accumulated: through the inverted
+    index, row i only visits the candidates ``j >= i`` of each of its columns (the
+    tail of the column's sorted list that starts at i itself), half the work of
+    ``min_sums``.
+    Each row's sums are accumulated in float64, column by column in increasing order,
+    exactly as ``min_sums`` does for row i or for row j, so ``m[i, j]`` has the same
+    bits as either ``min_sums`` entry. The threshold is applied while each small block
+    of sums is in cache, so the dense block never leaves it.
+
+    Args:
+      v: [n, n] CSR encodings (any row order of the non-zeros).
+      min_value: keep the pairs with ``m >= min_value`` (float64 sums) and ``m > 0``.
+
+    Returns:
+      ``(rows, cols, m)``: int64 rows <= cols, ascending by row then column, and the
+      float32 sums.
+    """
+    v = v.tocsr()
+    if not v.has_sorted_indices:
+        v = v.sorted_indices()
+    n = v.shape[0]
+    # Transposing a copy whose values are the entry numbers tells where each entry
+    # (i, k) lands in the inverted index: row k, at candidate j = i itself, which is
+    # where the candidates j >= i of that column start (rows are sorted).
+    entry = scipy.sparse.csr_matrix(
+        (np.arange(1, v.nnz + 1, dtype=np.int64), v.indices, v.indptr), shape=v.shape
+    ).T.tocsr()
+    entry.sort_indices()
+    starts = np.empty(v.nnz, np.int64)
+    starts[entry.data - 1] = np.arange(v.nnz)
+    inverted = scipy.sparse.csr_matrix(
+        (v.data[entry.data - 1], entry.indices, entry.indptr), shape=v.shape
+    )
+    owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(v.indptr))
+    lens = inverted.indptr[v.indices + 1] - starts
+    touched = np.zeros(v.nnz + 1, np.int64)
+    np.cumsum(lens, out=touched[1:])
+    work = touched[v.indptr]  # pairs visited before each row
+    rows_out, cols_out, m_out = [], [], []
+    s = 0
+    while s < n:
+        width = n - s
+        max_rows = max(1, _JACCARD_BLOCK_CELLS // width)
+        e = int(np.searchsorted(work, work[s] + _JACCARD_BLOCK_ELEMS, side="right")) - 1
+        e = min(n, max(s + 1, min(e, s + max_rows)))
+        lo, hi = v.indptr[s], v.indptr[e]
+        seg_lens = lens[lo:hi]
+        total = int(work[e] - work[s])
+        if total:
+            excl = np.cumsum(seg_lens) - seg_lens
+            offsets = np.repeat(starts[lo:hi] - excl, seg_lens) + np.arange(total)
+            base = (owner[lo:hi] - s) * width - s
+            flat = np.repeat(base, seg_lens) + inverted.indices[offsets]
+            contrib = np.minimum(np.repeat(v.data[lo:hi], seg_lens), inverted.data[offsets])
+            acc = np.bincount(flat, weights=contrib, minlength=(e - s) * width)
+            hit = np.flatnonzero((acc >= min_value) & (acc > 0))
+            rows_out.append(hit // width + s)
+            cols_out.append(hit % width + s)
+            m_out.append(acc[hit].astype(np.float32))
+        s = e
+    if not rows_out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(rows_out), np.concatenate(cols_out), np.concatenate(m_out)
+
+
 def jaccard_from_min_sums(m: np.ndarray) -> np.ndarray:
     """Jaccard distance ``1 - m / (2 - m)`` of encodings that each sum to 1."""
     return 1.0 - m / (2.0 - m)

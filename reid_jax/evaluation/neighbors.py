@@ -16,6 +16,7 @@ values), which is the order a stable argsort gives.
 
 from __future__ import annotations
 
+import functools
 import typing
 
 import jax
@@ -24,6 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 _PRECISION = jax.lax.Precision.HIGHEST
+BACKENDS = ("auto", "device", "host")
 
 
 class Neighbors(typing.NamedTuple):
@@ -32,14 +34,15 @@ class Neighbors(typing.NamedTuple):
     Attributes:
       indices: [n, k] int32 neighbour indices, nearest first.
       distances: [n, k] float32 squared Euclidean distances to them.
-      row_max: [n] float32 largest squared distance of each row over all n points.
+      row_max: [n] float32 largest squared distance of each row over all n points
+        (None from the host search when not asked for).
       head: [keep_rows, n] float32 full distance rows of the first ``keep_rows``
         points when asked for (re-ranking reuses the query rows), else None.
     """
 
     indices: np.ndarray
     distances: np.ndarray
-    row_max: np.ndarray
+    row_max: np.ndarray | None
     head: np.ndarray | None = None
 
 
@@ -126,27 +129,40 @@ _pair_update_jit = jax.jit(_pair_update, static_argnames=('k', 'diagonal', 'retu
 
 
 def knn_search(
-    features: ArrayLike, k: int, chunk_size: int = 1024, keep_rows: int = 0
+    features: ArrayLike, k: int, chunk_size: int = 1024, keep_rows: int = 0,
+    backend: str = "auto", row_max: bool = True,
 ) -> Neighbors:
     """The k nearest neighbours of every row among all rows (itself included).
 
     The distance matrix is symmetric, so only the blocks (I, J) with I <= J are
     computed; each serves the top-k of row block I and, transposed, of row block J.
-    Column blocks reach every row block in increasing order, which keeps the
-    lower-index tie rule of a stable sort.
+    Both backends return the k smallest distances of each row, ties broken by the
+    lower index (the order of a stable argsort); the distances themselves can differ
+    in the last bits between backends (different matmul summation orders).
 
     Args:
       features: [n, d] features.
       k: neighbours per row (clipped to n).
-      chunk_size: block size; the device holds a few ``chunk_size x chunk_size``
-        distance blocks at a time. 1024 was fastest on a 2-core CPU at Market size
-        (14 CPU-s against 18 for 2048 and 16 for 512).
+      chunk_size: block size; a few ``chunk_size x chunk_size`` distance blocks are
+        held at a time. On the device path 1024 was fastest on a 2-core CPU at Market
+        size (14 CPU-s against 18 for 2048 and 16 for 512).
       keep_rows: also return the full distance rows of the first ``keep_rows``
         points (``Neighbors.head``, keep_rows x n floats on the host).
+      backend: ``'device'`` (blocks on the JAX device, ``jax.lax.top_k`` merges),
+        ``'host'`` (NumPy BLAS blocks, threshold-filtered merges; see
+        ``knn_search_host``) or ``'auto'``: host when JAX runs on the CPU.
+      row_max: whether ``Neighbors.row_max`` is needed; the host path skips it (and
+        most distance computations) when False and returns None there.
 
     Returns:
       ``Neighbors`` with host arrays.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    if backend == "host" or (backend == "auto" and jax.default_backend() == "cpu"):
+        return knn_search_host(
+            features, k, chunk_size=chunk_size, keep_rows=keep_rows, row_max=row_max
+        )
     feats = jnp.asarray(features, jnp.float32)
     n = feats.shape[0]
     k = min(k, n)
@@ -193,6 +209,178 @@ def _store_head(head: np.ndarray, block: np.ndarray, r0: int, c0: int, keep: int
     if c0 != r0 and c0 < keep:
         rows_t, cols_t = min(b, keep - c0), min(b, n - r0)
         head[c0:c0 + rows_t, r0:r0 + cols_t] = block[:cols_t, :rows_t].T
+
+
+# Host search: each running top-k entry is one int64 key, (float32 bits of the distance
+# << 32) | index. Distances are >= +0.0, whose bit patterns order like the floats, so
+# sorting keys orders by (distance, index): the stable-argsort order, in one sort.
+_NO_KEY = (0x7F800000 << 32) | 0xFFFFFFFF  # distance +inf: a slot not filled yet
+
+
+def _keys(d: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Sort keys of (distance >= 0, index) pairs; -0.0 becomes +0.0 first."""
+    bits = np.add(d, np.float32(0.0), dtype=np.float32).view(np.uint32)
+    return (bits.astype(np.int64) << 32) | idx.astype(np.int64)
+
+
+def _key_distances(keys: np.ndarray) -> np.ndarray:
+    """float32 distances of keys (+inf for unfilled slots)."""
+    return (keys >> 32).astype(np.uint32).view(np.float32)
+
+
+def _merge_keys(state: np.ndarray, targets: np.ndarray, keys: np.ndarray) -> None:
+    """Merges candidate keys into the sorted rows ``state[targets]`` (in place).
+
+    Each row keeps its k smallest keys. A (target, neighbour) pair is offered at most
+    once over the whole search, so no key is duplicated.
+    """
+    if targets.size == 0:
+        return
+    k = state.shape[1]
+    order = np.argsort(targets, kind="stable")
+    t, keys = targets[order], keys[order]
+    starts = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
+    counts = np.diff(np.r_[starts, t.size])
+    rows = t[starts]
+    table = np.full((rows.size, k + int(counts.max())), _NO_KEY, np.int64)
+    table[:, :k] = state[rows]
+    group = np.repeat(np.arange(rows.size), counts)
+    table[group, k + np.arange(t.size) - starts[group]] = keys
+    table.sort(axis=1)
+    state[rows] = table[:, :k]
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def _top_k_smallest(d: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    neg, pos = jax.lax.top_k(-d, k)  # equal values: the lower index first
+    return -neg, pos
+
+
+def _host_dots(fa: np.ndarray, fb: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``fa @ fb.T`` (float32 BLAS) written into the flat buffer ``out``."""
+    m, p = fa.shape[0], fb.shape[0]
+    return np.matmul(fa, fb.T, out=out[:m * p].reshape(m, p))
+
+
+def _to_distances(dots: np.ndarray, sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
+    """In place: ``(|a|^2 + |b|^2) + (-2 a.b)`` clamped at 0, as ``sq_euclidean``."""
+    dots *= -2.0
+    dots += np.add.outer(sa, sb)
+    return np.maximum(dots, 0.0, out=dots)
+
+
+def _pair_distances(dots: np.ndarray, sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
+    """``_to_distances`` of single entries (the same float32 operations, so equal bits)."""
+    return np.maximum((sa + sb) + dots * np.float32(-2.0), np.float32(0.0))
+
+
+def _dot_floor(s_own: np.ndarray, s_other: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """float32 lower bounds on ``a.b`` for distances ``<= tau`` (one per own row).
+
+    ``d = fl(fl(|a|^2 + |b|^2) - 2 a.b) <= tau`` implies ``a.b >= (|a|^2 + |b|^2 - tau)
+    / 2`` up to float32 rounding of a few units of 2^-24 relative; the slack below
+    covers it 16 times over, and taking the smallest ``|b|^2`` of the block covers
+    every b. Entries above the bound are candidates, re-checked exactly by the merge.
+    """
+    s_min, s_max = float(s_other.min()), float(s_other.max())
+    tau = tau.astype(np.float64)
+    slack = 1e-6 * (np.abs(tau) + s_own + s_max + 1.0)
+    floor = (s_own.astype(np.float64) + s_min - tau) / 2.0 - slack
+    return np.nextafter(floor.astype(np.float32), np.float32(-np.inf))
+
+
+def _flat_pairs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) of the True entries of a 2-D mask (flatnonzero is ~7x np.nonzero)."""
+    flat = np.flatnonzero(mask)
+    return flat // mask.shape[1], flat % mask.shape[1]
+
+
+def knn_search_host(
+    features: ArrayLike, k: int, chunk_size: int = 2048, keep_rows: int = 0,
+    row_max: bool = True,
+) -> Neighbors:
+    """``knn_search`` on the host: NumPy (BLAS) matmuls and threshold-filtered merges.
+
+    On a CPU the float32 BLAS matmul is faster than XLA's, and most of the device
+    path's time goes to ``top_k`` over every block and its transpose. Here the
+    diagonal blocks come first and give every row a full running top-k (``top_k`` of
+    its own block). Each off-diagonal block (I, J), I < J, then only offers the
+    entries within the current k-th distance ``tau`` of their row: row-wise for the
+    rows of I, column-wise for those of J (no transpose). With near-constant squared
+    norms (L2-normalised features) that filter is a comparison of the dot products
+    with one bound per row (``a.b >= (|a|^2 + |b|^2 - tau) / 2`` less a rounding
+    slack), so the distances are only computed for the few candidates. Candidates are
+    merged by one sort of (distance, index) keys. Exact: an entry farther than the
+    current k-th can never enter the final list, and ties keep the lower index.
+
+    Args:
+      features: [n, d] features.
+      k: neighbours per row (clipped to n).
+      chunk_size: block size (rows are split into equal blocks of at most this).
+      keep_rows: also return the full distance rows of the first ``keep_rows`` points.
+      row_max: compute ``Neighbors.row_max`` (needs every distance); when False it
+        is None and blocks with near-constant norms skip the full distance matrix.
+
+    Returns:
+      ``Neighbors`` with host arrays.
+    """
+    feats = np.ascontiguousarray(np.asarray(features, np.float32))
+    n = feats.shape[0]
+    k = min(k, n)
+    n_blocks = -(-n // max(1, min(chunk_size, n)))
+    bounds = np.linspace(0, n, n_blocks + 1).round().astype(np.int64)
+    b = int(np.diff(bounds).max())
+    sq = np.einsum("ij,ij->i", feats, feats)
+    keep_rows = min(max(keep_rows, 0), n)
+    head = np.empty((keep_rows, n), np.float32) if keep_rows else None
+    state = np.full((n, k), _NO_KEY, np.int64)
+    rmax = np.full((n,), -np.inf, np.float32) if row_max else None
+    # Comparing dot products against one bound per row is exact up to the spread of
+    # |b|^2 in the block; beyond a small spread it would let too many entries through.
+    spread = float(sq.max() - sq.min()) if n else 0.0
+    dots_filter = not row_max and not keep_rows and spread <= 1e-3 * max(float(sq.max()), 1e-30)
+    buf = np.empty((b * b,), np.float32)
+    for r0, r1 in zip(bounds[:-1], bounds[1:]):
+        d = _to_distances(_host_dots(feats[r0:r1], feats[r0:r1], buf), sq[r0:r1], sq[r0:r1])
+        kk = min(k, r1 - r0)
+        vals, pos = (np.asarray(a) for a in _top_k_smallest(d, kk))
+        state[r0:r1, :kk] = _keys(vals, pos + r0)
+        if rmax is not None:
+            np.maximum(rmax[r0:r1], d.max(axis=1), out=rmax[r0:r1])
+        if r0 < keep_rows:
+            head[r0:min(r1, keep_rows), r0:r1] = d[:keep_rows - r0]
+    for i in range(n_blocks):
+        r0, r1 = bounds[i], bounds[i + 1]
+        for j in range(i + 1, n_blocks):
+            c0, c1 = bounds[j], bounds[j + 1]
+            dots = _host_dots(feats[r0:r1], feats[c0:c1], buf)
+            tau_r = _key_distances(state[r0:r1, -1])
+            tau_c = _key_distances(state[c0:c1, -1])
+            if dots_filter:
+                rr, cc = _flat_pairs(dots >= _dot_floor(sq[r0:r1], sq[c0:c1], tau_r)[:, None])
+                rt, ct = _flat_pairs(dots >= _dot_floor(sq[c0:c1], sq[r0:r1], tau_c)[None, :])
+                rows, cols = np.concatenate([rr, rt]), np.concatenate([cc, ct])
+                dist = _pair_distances(dots[rows, cols], sq[rows + r0], sq[cols + c0])
+            else:
+                d = _to_distances(dots, sq[r0:r1], sq[c0:c1])
+                rr, cc = _flat_pairs(d <= tau_r[:, None])
+                rt, ct = _flat_pairs(d <= tau_c[None, :])
+                dist = np.concatenate([d[rr, cc], d[rt, ct]])
+                if rmax is not None:
+                    np.maximum(rmax[r0:r1], d.max(axis=1), out=rmax[r0:r1])
+                    np.maximum(rmax[c0:c1], d.max(axis=0), out=rmax[c0:c1])
+                if r0 < keep_rows:
+                    head[r0:min(r1, keep_rows), c0:c1] = d[:keep_rows - r0]
+                if c0 < keep_rows:
+                    head[c0:min(c1, keep_rows), r0:r1] = d[:, :keep_rows - c0].T
+            _merge_keys(
+                state,
+                np.concatenate([rr + r0, ct + c0]),
+                _keys(dist, np.concatenate([cc + c0, rt + r0])),
+            )
+    return Neighbors(
+        (state & 0xFFFFFFFF).astype(np.int32), _key_distances(state).copy(), rmax, head
+    )
 
 
 def _pair_dots(feats: jax.Array, rows: jax.Array, cols: jax.Array) -> jax.Array:

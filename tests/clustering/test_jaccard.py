@@ -97,3 +97,46 @@ def test_restrict_graph_keeps_explicit_zeros_and_drops_far_pairs():
     assert r.nnz == 4  # the 0.7 and 0.9 entries go, the three zeros stay explicit
     np.testing.assert_array_equal(r.indptr, [0, 2, 3, 4])
     np.testing.assert_array_equal(r.indices, [0, 2, 1, 2])
+
+
+@pytest.mark.parametrize("max_distance", [1.0, 0.6])
+def test_graph_is_symmetric_and_backend_independent(monkeypatch, max_distance):
+    from reid_jax.clustering import jaccard
+    from reid_jax.evaluation import neighbors
+
+    x = _blobs(160, 12, 6, seed=5)
+    want = _reference_jaccard(x.astype(np.float64), 20, 6)
+    graphs = {}
+    for backend in ("host", "device"):
+        search = neighbors.knn_search
+        monkeypatch.setattr(
+            jaccard.neighbors, "knn_search",
+            lambda *a, backend=backend, search=search, **kw: search(*a, **{**kw, "backend": backend}),
+        )
+        graphs[backend] = pseudo_labels.jaccard_distances(x, 20, 6, max_distance=max_distance)
+        monkeypatch.undo()
+    for g in graphs.values():
+        assert (g != g.T).nnz == 0  # mirrored, so exactly symmetric
+        coo = g.tocoo()
+        np.testing.assert_allclose(coo.data, want[coo.row, coo.col], atol=2e-5)
+        stored = np.zeros(want.shape, bool)
+        stored[coo.row, coo.col] = True
+        if max_distance < 1:
+            np.testing.assert_array_equal(stored, (want <= max_distance) | np.eye(160, dtype=bool))
+    # Same pairs; values equal up to the last bits of the two backends' matmuls.
+    np.testing.assert_array_equal(graphs["host"].indptr, graphs["device"].indptr)
+    np.testing.assert_array_equal(graphs["host"].indices, graphs["device"].indices)
+    np.testing.assert_allclose(graphs["host"].data, graphs["device"].data, atol=1e-6)
+
+
+def test_min_sum_floor_brackets_the_threshold():
+    from reid_jax.clustering import jaccard
+    from reid_jax.evaluation import kreciprocal
+
+    for eps in (0.0, 0.3, 0.5, 0.6, 0.95):
+        floor = jaccard.min_sum_floor(eps)
+        m = np.linspace(max(floor - 1e-3, 0.0), 1.0, 20001).astype(np.float32)
+        jac = np.maximum(kreciprocal.jaccard_from_min_sums(m), np.float32(0.0))
+        assert floor <= 0.99
+        assert not np.any((jac <= eps) & (m < floor))  # no pair within eps below the floor
+    assert jaccard.min_sum_floor(1.0) == 0.0

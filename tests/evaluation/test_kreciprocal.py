@@ -45,3 +45,44 @@ def test_min_sums_and_jaccard():
     np.testing.assert_allclose(kreciprocal.jaccard_from_min_sums(m)[0, 0], 1 - 0.5 / 1.5, rtol=1e-6)
     maxs = np.maximum(a[:, None], b[None]).sum(-1)
     np.testing.assert_allclose(kreciprocal.jaccard_from_min_sums(m), 1 - m / maxs, rtol=1e-6)
+
+
+def _random_encoding(n, nnz_per_row, seed):
+    rng = np.random.default_rng(seed)
+    v = np.zeros((n, n), np.float32)
+    for i in range(n):
+        cols = rng.choice(n, nnz_per_row, replace=False)
+        v[i, cols] = rng.random(nnz_per_row) + 0.01
+    v /= v.sum(axis=1, keepdims=True)
+    return scipy.sparse.csr_matrix(v)
+
+
+def test_upper_min_sums_equals_min_sums_bit_for_bit():
+    v = _random_encoding(120, 15, seed=0)
+    full = kreciprocal.min_sums(v, v.T.tocsr())
+    rows, cols, m = kreciprocal.upper_min_sums(v)
+    want_r, want_c = np.nonzero(np.triu(full) > 0)
+    np.testing.assert_array_equal(rows, want_r)
+    np.testing.assert_array_equal(cols, want_c)
+    np.testing.assert_array_equal(m, full[rows, cols])  # same bits, either triangle
+    np.testing.assert_array_equal(m, full[cols, rows])
+    dense = np.minimum(v.toarray()[:, None], v.toarray()[None]).sum(-1)
+    np.testing.assert_allclose(m, dense[rows, cols], rtol=1e-6)
+
+
+def test_upper_min_sums_threshold_and_unsorted_rows():
+    v = _random_encoding(80, 30, seed=1)
+    full = kreciprocal.min_sums(v, v.T.tocsr())
+    shuffled = v.copy()
+    order = np.random.default_rng(2).permutation(shuffled.nnz)
+    for i in range(80):  # scramble the column order inside each row
+        lo, hi = shuffled.indptr[i], shuffled.indptr[i + 1]
+        sub = lo + np.argsort(order[lo:hi])
+        shuffled.indices[lo:hi], shuffled.data[lo:hi] = v.indices[sub], v.data[sub]
+    shuffled.has_sorted_indices = False
+    rows, cols, m = kreciprocal.upper_min_sums(shuffled, min_value=0.3)
+    want_r, want_c = np.nonzero(np.triu(full) >= 0.3)
+    assert 80 < rows.size < 80 * 81 // 2  # the diagonal and some pairs, not all
+    np.testing.assert_array_equal(rows, want_r)
+    np.testing.assert_array_equal(cols, want_c)
+    np.testing.assert_array_equal(m, full[rows, cols])

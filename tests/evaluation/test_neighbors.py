@@ -11,20 +11,25 @@ def _sq_dist(f):
     return ((f[:, None] - f[None]) ** 2).sum(-1)
 
 
-@pytest.mark.parametrize('chunk_size', [2048, 64, 21])
-def test_knn_matches_stable_argsort(chunk_size):
+BACKENDS = ['device', 'host']
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('chunk_size', [2048, 64, 21, 16])
+def test_knn_matches_stable_argsort(chunk_size, backend):
     f = np.random.default_rng(0).normal(size=(300, 32)).astype(np.float32)
     d = _sq_dist(f)
-    nb = neighbors.knn_search(f, 21, chunk_size=chunk_size)
+    nb = neighbors.knn_search(f, 21, chunk_size=chunk_size, backend=backend)
     np.testing.assert_array_equal(nb.indices, np.argsort(d, axis=1, kind='stable')[:, :21])
     np.testing.assert_allclose(nb.distances, np.sort(d, axis=1)[:, :21], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(nb.row_max, d.max(axis=1), rtol=1e-5)
 
 
-def test_ties_keep_lower_index_across_blocks():
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_ties_keep_lower_index_across_blocks(backend):
     # Every point appears three times: exact ties that straddle block boundaries.
     f = np.repeat(np.random.default_rng(1).normal(size=(30, 4)), 3, axis=0).astype(np.float32)
-    nb = neighbors.knn_search(f, 7, chunk_size=16)
+    nb = neighbors.knn_search(f, 7, chunk_size=16, backend=backend)
     assert (nb.distances[:, :3] == nb.distances[:, :1]).all()  # identical vectors tie exactly
     np.testing.assert_array_equal(nb.indices[:, :3], (np.arange(90) // 3 * 3)[:, None] + np.arange(3))
 
@@ -37,17 +42,58 @@ def test_pair_distances():
     )
 
 
+@pytest.mark.parametrize('backend', BACKENDS)
 @pytest.mark.parametrize('keep', [1, 37, 64, 100])
-def test_head_rows_are_full_distance_rows(keep):
+def test_head_rows_are_full_distance_rows(keep, backend):
     f = np.random.default_rng(3).normal(size=(100, 8)).astype(np.float32)
-    nb = neighbors.knn_search(f, 5, chunk_size=32, keep_rows=keep)
+    nb = neighbors.knn_search(f, 5, chunk_size=32, keep_rows=keep, backend=backend)
     assert nb.head.shape == (keep, 100)
     np.testing.assert_allclose(nb.head, _sq_dist(f)[:keep], rtol=1e-5, atol=1e-4)
 
 
-def test_larger_blocks_with_duplicates_match_stable_argsort():
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_larger_blocks_with_duplicates_match_stable_argsort(backend):
     base = np.random.default_rng(4).normal(size=(1000, 16)).astype(np.float32)
     f = np.concatenate([base, base[:500]])  # exact ties between distant rows
     d = _sq_dist(f)
-    nb = neighbors.knn_search(f, 21, chunk_size=512)
+    nb = neighbors.knn_search(f, 21, chunk_size=512, backend=backend)
     np.testing.assert_array_equal(nb.indices, np.argsort(d, axis=1, kind='stable')[:, :21])
+
+
+def _unit_rows(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize('chunk_size', [2048, 97, 16])
+def test_host_dot_product_filter_is_exact(chunk_size):
+    # Unit rows (the clustering case): without row_max the host search compares dot
+    # products with one bound per row; it must give the same lists, bit for bit, as
+    # the filter on full distances, and the stable-argsort order.
+    base = np.random.default_rng(5).normal(size=(400, 24))
+    f = _unit_rows(np.concatenate([base, base[:100], base[50:60]]))  # exact ties
+    full = neighbors.knn_search_host(f, 31, chunk_size=chunk_size, row_max=True)
+    fast = neighbors.knn_search_host(f, 31, chunk_size=chunk_size, row_max=False)
+    assert fast.row_max is None
+    np.testing.assert_array_equal(fast.indices, full.indices)
+    np.testing.assert_array_equal(fast.distances, full.distances)
+    d = np.maximum(2.0 - 2.0 * f.astype(np.float64) @ f.T.astype(np.float64), 0.0)
+    want = np.argsort(d, axis=1, kind='stable')[:, :31]
+    # Float32 distances may order near-ties (within ~1e-6) differently from float64.
+    got_d = np.take_along_axis(d, fast.indices, axis=1)
+    want_d = np.take_along_axis(d, want, axis=1)
+    np.testing.assert_allclose(got_d, want_d, atol=2e-6)
+    dup = np.arange(400, 510)
+    np.testing.assert_array_equal(fast.indices[dup, :2].min(axis=1), np.r_[np.arange(100), np.arange(50, 60)])
+
+
+def test_host_search_with_fewer_rows_than_k_per_block():
+    f = _unit_rows(np.random.default_rng(6).normal(size=(50, 8)))
+    d = _sq_dist(f)
+    for row_max in (True, False):
+        nb = neighbors.knn_search_host(f, 40, chunk_size=7, row_max=row_max)
+        np.testing.assert_array_equal(nb.indices, np.argsort(d, axis=1, kind='stable')[:, :40])
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match='backend'):
+        neighbors.knn_search(np.zeros((4, 2), np.float32), 2, backend='gpu')
