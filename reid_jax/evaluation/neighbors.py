@@ -1,4 +1,4 @@
-"""Exact k-nearest-neighbour search on the accelerator, in bounded memory.
+"""Exact k-nearest-neighbour search in bounded memory, on the accelerator or the host.
 
 k-reciprocal re-ranking (Zhong et al., "Re-ranking Person Re-identification with
 k-reciprocal Encoding", CVPR 2017) and the Jaccard distance of the clustering
@@ -12,6 +12,11 @@ Distances are squared Euclidean, ``|x|^2 + |y|^2 - 2 x.y`` in float32 with full
 matmul precision, clamped at 0 (cancellation can leave -1e-7 on the diagonal).
 Ties are broken by the lower index (``jax.lax.top_k`` keeps the first of equal
 values), which is the order a stable argsort gives.
+
+Two backends (``knn_search(backend=...)``): JAX device blocks with ``top_k`` merges,
+and, the default when JAX runs on the CPU, NumPy BLAS blocks with threshold-filtered
+merges (``knn_search_host``): at Market-1501 size (12,936 x 2048-d, k = 30) on a
+shared 2-core CPU about 5 s against 9-10 s, nearly all of it the float32 matmul.
 """
 
 from __future__ import annotations
