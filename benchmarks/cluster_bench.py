@@ -1,18 +1,25 @@
 """One pseudo-label round (k-NN + k-reciprocal Jaccard + DBSCAN) at Market / MSMT17 size.
 
-Times ``reid_jax.clustering.pseudo_labels`` (device k-NN in blocks, sparse encodings,
-sparse Jaccard graph, DBSCAN on the sparse graph) on random L2-normalised features, and
-beside it a dense NumPy reference at Market-1501 size: a transcription of the dense
-algorithm of SpCL / cluster contrast ``compute_jaccard_distance`` (N x N distance,
-V, query-expanded V and Jaccard matrices, the per-row inverted-index loop) followed by
-DBSCAN on the dense matrix. Each measurement runs in its own subprocess so that its
-peak resident memory (``ru_maxrss``) is its own.
+Times ``reid_jax.clustering.pseudo_labels`` (blocked k-NN search, on a CPU NumPy BLAS
+blocks with threshold-filtered merges; sparse encodings; upper-triangle min-sums into
+a sparse Jaccard graph of the pairs within eps; DBSCAN on that graph) on L2-normalised
+2048-d features, and beside it a dense NumPy reference at Market-1501 size: a
+transcription of the dense algorithm of SpCL / cluster contrast
+``compute_jaccard_distance`` (N x N distance, V, query-expanded V and Jaccard
+matrices, the per-row inverted-index loop) followed by DBSCAN on the dense matrix.
+Each measurement runs in its own subprocess so that its peak resident memory
+(``ru_maxrss``) is its own; CPU seconds and the 1-minute load average at its start are
+recorded too (the timings are wall clock, and other jobs may share the machine).
 
   python benchmarks/cluster_bench.py                    # Market size, ours + reference
-  python benchmarks/cluster_bench.py --sizes 12936 32621 --reference_max 12936
+  python benchmarks/cluster_bench.py --sizes 12936 32621 --reference_max 12936 \
+      --features random clustered
 
-Random 2048-d features have almost no structure (DBSCAN finds few clusters); the
-timings are those of the algorithm's data movement, which is what this measures.
+``random``: i.i.d. Gaussian features, almost no structure (DBSCAN finds no cluster);
+the timings are those of the algorithm's data movement. ``clustered``: 751 identity
+centres (Market-1501's training identities) plus Gaussian noise of norm ~3.5 times the
+centre's, so that DBSCAN finds several hundred clusters and leaves some images out:
+there ``same_labels`` compares a non-trivial labelling with the reference's.
 Writes benchmarks/results/cluster_bench.json.
 """
 
@@ -33,27 +40,54 @@ K1, K2, EPS, MIN_SAMPLES = 30, 6, 0.6, 4
 MARKET, MSMT17 = 12936, 32621
 
 
-def _features(n: int, dim: int, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((n, dim), dtype=np.float32)
+FEATURES = ("random", "clustered")
+
+
+def _features(n: int, dim: int, kind: str = "random", seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim), dtype=np.float32)
+    if kind == "clustered":
+        centres = rng.standard_normal((751, dim), dtype=np.float32)
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        x = centres[rng.integers(0, 751, n)] + x * np.float32(3.5 / np.sqrt(dim))
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def _timed(fn, name: str, into: dict):
+    """Wraps ``fn`` to add its wall time to ``into[name]`` (stage breakdown only)."""
+
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            into[name] = into.get(name, 0.0) + time.perf_counter() - t0
+
+    return wrapper
+
+
 def run_ours(feats: np.ndarray) -> dict:
-    """Our round: sparse Jaccard (device k-NN) + DBSCAN on the sparse graph."""
+    """Our round: sparse Jaccard graph + DBSCAN on it, with a per-stage breakdown."""
     import ml_collections
 
-    from reid_jax.clustering import pseudo_labels
-
-    cfg = ml_collections.ConfigDict(dict(method="dbscan", k1=K1, k2=K2, eps=EPS, min_samples=MIN_SAMPLES))
+    from reid_jax.clustering import jaccard, pseudo_labels
     from reid_jax.evaluation import neighbors
 
+    cfg = ml_collections.ConfigDict(dict(method="dbscan", k1=K1, k2=K2, eps=EPS, min_samples=MIN_SAMPLES))
     # Compile outside the timing: the k-NN blocks (shape depends on N) and the rest.
-    neighbors.knn_search(feats, K1, chunk_size=2048)
+    neighbors.knn_search(feats, K1, chunk_size=2048, row_max=False)
     pseudo_labels.pseudo_labels(feats[:256], cfg)
+    # Stage breakdown: the k-NN search and the min-sums, timed where jaccard calls them.
+    inner: dict = {}
+    jaccard.neighbors.knn_search = _timed(neighbors.knn_search, "knn", inner)
+    jaccard.kreciprocal.upper_min_sums = _timed(jaccard.kreciprocal.upper_min_sums, "min_sums", inner)
     t0 = time.perf_counter()
     res = pseudo_labels.pseudo_labels(feats, cfg)
     total = time.perf_counter() - t0
-    return {"seconds": total, "stages": res.seconds, "num_clusters": res.num_clusters,
+    stages = dict(res.seconds)
+    stages.update(knn=inner["knn"], min_sums=inner["min_sums"],
+                  encodings_rest=res.seconds["jaccard"] - inner["knn"] - inner["min_sums"])
+    return {"seconds": total, "stages": stages, "num_clusters": res.num_clusters,
             "num_outliers": res.num_outliers, "labels": res.labels.tolist()}
 
 
@@ -118,19 +152,34 @@ def run_reference(feats: np.ndarray) -> dict:
             "labels": labels.tolist()}
 
 
-def _child(which: str, n: int, dim: int) -> None:
-    feats = _features(n, dim)
+def _canonical(labels: list[int]) -> list[int]:
+    """Cluster ids renumbered by first appearance (-1 kept): labels equal up to renaming.
+
+    scikit-learn numbers DBSCAN clusters in the order it meets their core points; ours
+    are renumbered by first appearance (``pseudo_labels.compact_labels``).
+    """
+    new: dict[int, int] = {}
+    return [-1 if x < 0 else new.setdefault(x, len(new)) for x in labels]
+
+
+def _child(which: str, n: int, dim: int, kind: str) -> None:
+    feats = _features(n, dim, kind)
+    load = os.getloadavg()[0]
+    cpu0 = time.process_time()
     out = run_ours(feats) if which == "ours" else run_reference(feats)
+    out["cpu_seconds"] = time.process_time() - cpu0  # includes the warm-up for ours
+    out["load_avg_1min"] = load
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print("RESULT " + json.dumps(out))
 
 
-def _measure(which: str, n: int, dim: int) -> dict:
+def _measure(which: str, n: int, dim: int, kind: str) -> dict:
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
-        [sys.executable, __file__, "--_child", which, "--sizes", str(n), "--dim", str(dim)],
+        [sys.executable, __file__, "--_child", which, "--sizes", str(n), "--dim", str(dim),
+         "--features", kind],
         env=env, capture_output=True, text=True, check=False,
     )
     for line in proc.stdout.splitlines():
@@ -143,42 +192,52 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[MARKET])
     parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--features", nargs="+", choices=FEATURES, default=["random"],
+                        help="feature kinds to measure (each at every size)")
     parser.add_argument("--reference_max", type=int, default=MARKET,
                         help="run the dense reference only up to this N")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "cluster_bench.json"))
     parser.add_argument("--_child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
-        _child(args._child, args.sizes[0], args.dim)
+        _child(args._child, args.sizes[0], args.dim, args.features[0])
         return
 
     import jax
 
     rows = []
-    for n in args.sizes:
-        ours = _measure("ours", n, args.dim)
-        row = {"n": n, "dim": args.dim, "ours_seconds": ours["seconds"], "ours_stages": ours["stages"],
-               "ours_peak_rss_gib": ours["peak_rss_gib"], "num_clusters": ours["num_clusters"],
-               "num_outliers": ours["num_outliers"]}
-        if n <= args.reference_max:
-            ref = _measure("reference", n, args.dim)
-            row.update({"reference_seconds": ref["seconds"], "reference_stages": ref["stages"],
-                        "reference_peak_rss_gib": ref["peak_rss_gib"],
-                        "speedup": ref["seconds"] / ours["seconds"],
-                        "same_labels": ref["labels"] == ours["labels"]})
-        rows.append(row)
-        print(f"N={n}: ours {ours['seconds']:.1f} s, peak {ours['peak_rss_gib']:.2f} GiB"
-              + (f"; dense reference {row['reference_seconds']:.1f} s, peak "
-                 f"{row['reference_peak_rss_gib']:.2f} GiB; speed-up {row['speedup']:.1f}x; "
-                 f"same labels: {row['same_labels']}" if "speedup" in row else ""), flush=True)
+    for kind in args.features:
+        for n in args.sizes:
+            ours = _measure("ours", n, args.dim, kind)
+            row = {"n": n, "dim": args.dim, "features": kind, "ours_seconds": ours["seconds"],
+                   "ours_stages": ours["stages"], "ours_cpu_seconds": ours["cpu_seconds"],
+                   "ours_load_avg_1min": ours["load_avg_1min"],
+                   "ours_peak_rss_gib": ours["peak_rss_gib"], "num_clusters": ours["num_clusters"],
+                   "num_outliers": ours["num_outliers"]}
+            if n <= args.reference_max:
+                ref = _measure("reference", n, args.dim, kind)
+                row.update({"reference_seconds": ref["seconds"], "reference_stages": ref["stages"],
+                            "reference_cpu_seconds": ref["cpu_seconds"],
+                            "reference_load_avg_1min": ref["load_avg_1min"],
+                            "reference_peak_rss_gib": ref["peak_rss_gib"],
+                            "speedup": ref["seconds"] / ours["seconds"],
+                            "same_labels": _canonical(ref["labels"]) == _canonical(ours["labels"])})
+            rows.append(row)
+            print(f"N={n} {kind}: ours {ours['seconds']:.1f} s, peak {ours['peak_rss_gib']:.2f} GiB"
+                  + (f"; dense reference {row['reference_seconds']:.1f} s, peak "
+                     f"{row['reference_peak_rss_gib']:.2f} GiB; speed-up {row['speedup']:.1f}x; "
+                     f"same labels: {row['same_labels']}" if "speedup" in row else ""), flush=True)
 
-    header = f"{'N':>7} {'ours s':>8} {'ours GiB':>9} {'ref s':>8} {'ref GiB':>8} {'speed-up':>9} {'clusters':>9}"
+    header = (f"{'N':>7} {'features':>9} {'ours s':>8} {'ours GiB':>9} {'ref s':>8} {'ref GiB':>8} "
+              f"{'speed-up':>9} {'clusters':>9} {'same':>5}")
     print(header)
     for r in rows:
         ref_s = f"{r['reference_seconds']:8.1f}" if "speedup" in r else f"{'-':>8}"
         ref_m = f"{r['reference_peak_rss_gib']:8.2f}" if "speedup" in r else f"{'-':>8}"
         sp = f"{r['speedup']:8.1f}x" if "speedup" in r else f"{'-':>9}"
-        print(f"{r['n']:7d} {r['ours_seconds']:8.1f} {r['ours_peak_rss_gib']:9.2f} {ref_s} {ref_m} {sp} {r['num_clusters']:9d}")
+        same = f"{str(r['same_labels']):>5}" if "speedup" in r else f"{'-':>5}"
+        print(f"{r['n']:7d} {r['features']:>9} {r['ours_seconds']:8.1f} {r['ours_peak_rss_gib']:9.2f} "
+              f"{ref_s} {ref_m} {sp} {r['num_clusters']:9d} {same}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     meta = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
             "cpu_count": os.cpu_count(), "machine": platform.platform(),
