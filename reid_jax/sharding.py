@@ -8,7 +8,8 @@ cross-device statistic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -54,3 +55,18 @@ def to_global(batch: Mapping[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[
 def replicate(tree: object, mesh: jax.sharding.Mesh) -> object:
     """Places every leaf of ``tree`` on all devices of ``mesh``."""
     return jax.device_put(tree, replicated(mesh))
+
+
+def jit_train_step(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh) -> Callable[..., Any]:
+    """Jits ``step_fn(state, batch, rng) -> (state, metrics)`` over ``mesh``.
+
+    The state and rng are replicated, the batch is split along 'data', the metrics come
+    back replicated, and the input state's buffers are donated to the output state.
+    """
+    repl = replicated(mesh)
+    return jax.jit(
+        step_fn,
+        in_shardings=(repl, data_sharding(mesh), repl),
+        out_shardings=(repl, repl),
+        donate_argnums=0,
+    )

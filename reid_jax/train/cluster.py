@@ -184,19 +184,9 @@ def _apply_update(
         params=keep(new_params, st.params),
         batch_stats=keep(new_stats, st.batch_stats),
         opt_state=keep(new_opt, st.opt_state),
-        nonfinite_step=jnp.where(ok | (st.nonfinite_step >= 0), st.nonfinite_step, st.step),
+        nonfinite_step=state_lib.first_nonfinite(st.nonfinite_step, st.step, ok),
     )
     return new_st, ok
-
-
-def _jit_step(step_fn: Any, mesh: jax.sharding.Mesh) -> Any:
-    repl = sharding.replicated(mesh)
-    return jax.jit(
-        step_fn,
-        in_shardings=(repl, sharding.data_sharding(mesh), repl),
-        out_shardings=(repl, repl),
-        donate_argnums=0,
-    )
 
 
 def apply_train(
@@ -282,7 +272,7 @@ def make_contrast_step(
         }
         return cs.replace(train=new_st, memory=new_mem), metrics
 
-    return _jit_step(train_step, mesh)
+    return sharding.jit_train_step(train_step, mesh)
 
 
 def make_pplr_step(
@@ -338,7 +328,7 @@ def make_pplr_step(
         metrics["lr"] = lr_fn(st.step)
         return cs.replace(train=new_st), metrics
 
-    return _jit_step(train_step, mesh)
+    return sharding.jit_train_step(train_step, mesh)
 
 
 def make_cap_step(
@@ -382,7 +372,7 @@ def make_cap_step(
         metrics["lr"] = lr_fn(st.step)
         return cs.replace(train=new_st, memory=new_mem), metrics
 
-    return _jit_step(train_step, mesh)
+    return sharding.jit_train_step(train_step, mesh)
 
 
 def make_mmt_step(
@@ -450,7 +440,7 @@ def make_mmt_step(
         metrics["lr"] = lr_fn(st.step)
         return cs.replace(train=new_st, ema=new_ema), metrics
 
-    return _jit_step(train_step, mesh)
+    return sharding.jit_train_step(train_step, mesh)
 
 
 # ----------------------------------------------------------------------------- round

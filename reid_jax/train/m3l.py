@@ -49,6 +49,7 @@ from reid_jax.losses import metric
 from reid_jax.meta import episodes, inner, metabn
 from reid_jax.meta import memory as memory_lib
 from reid_jax.train import domain_loop, optim, supervised
+from reid_jax.train import state as state_lib
 
 # (params, images, **metabn kwargs) -> (outputs, new batch_stats), training mode.
 ApplyFn = Callable[..., tuple[dict, Any]]
@@ -223,20 +224,12 @@ def make_train_step(
             batch_stats=keep(aux["batch_stats"], state.batch_stats),
             opt_state=keep(new_opt, state.opt_state),
             memory=keep(new_memory, state.memory),
-            nonfinite_step=jnp.where(
-                ok | (state.nonfinite_step >= 0), state.nonfinite_step, state.step
-            ),
+            nonfinite_step=state_lib.first_nonfinite(state.nonfinite_step, state.step, ok),
         )
         metrics = {"loss": loss, "lr": lr, **aux["metrics"]}
         return new_state, metrics
 
-    repl = sharding.replicated(mesh)
-    return jax.jit(
-        train_step,
-        in_shardings=(repl, sharding.data_sharding(mesh), repl),
-        out_shardings=(repl, repl),
-        donate_argnums=0,
-    )
+    return sharding.jit_train_step(train_step, mesh)
 
 
 def memory_features(

@@ -196,19 +196,11 @@ def make_train_step(
             params=keep(inner.merge(new_rest, new_gates), state.params),
             batch_stats=keep(new_stats, state.batch_stats),
             opt_state=keep({"base": base_opt, "gate": gate_opt}, state.opt_state),
-            nonfinite_step=jnp.where(
-                ok | (state.nonfinite_step >= 0), state.nonfinite_step, state.step
-            ),
+            nonfinite_step=state_lib.first_nonfinite(state.nonfinite_step, state.step, ok),
         )
         return new_state, metrics
 
-    repl = sharding.replicated(mesh)
-    return jax.jit(
-        train_step,
-        in_shardings=(repl, sharding.data_sharding(mesh), repl),
-        out_shardings=(repl, repl),
-        donate_argnums=0,
-    )
+    return sharding.jit_train_step(train_step, mesh)
 
 
 # ----------------------------------------------------------------------------- state

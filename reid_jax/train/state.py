@@ -38,3 +38,8 @@ class TrainState:
             opt_state=opt_state,
             nonfinite_step=jnp.full((), -1, jnp.int32),
         )
+
+
+def first_nonfinite(nonfinite_step: jax.Array, step: jax.Array, ok: jax.Array) -> jax.Array:
+    """The new ``nonfinite_step``: ``step`` if this is the first non-finite loss, else unchanged."""
+    return jnp.where(ok | (nonfinite_step >= 0), nonfinite_step, step)
