@@ -9,8 +9,9 @@ CVPR 2022), run at the start of every epoch:
 1. L2-normalised features of every training image (the caller extracts them);
 2. k-reciprocal Jaccard distances (Zhong et al., CVPR 2017) with k1 = 30, k2 = 6
    (``compute_jaccard_distance(features, k1=30, k2=6)`` in the official code); here
-   ``reid_jax.clustering.jaccard.jaccard_graph``: k-NN search on the device in
-   blocks, sparse encodings, and a sparse graph of the pairs within eps only;
+   ``reid_jax.clustering.jaccard.jaccard_graph``: k-NN search in blocks (on the
+   accelerator, or NumPy BLAS blocks when JAX runs on the CPU), sparse encodings, and
+   a sparse graph of the pairs within eps only;
 3. DBSCAN (Ester et al., KDD 1996; scikit-learn, ``metric='precomputed'``,
    ``min_samples=4``, ``eps=0.6`` in cluster contrast, ``0.5`` in PPLR on Market-1501)
    on the *sparse* Jaccard graph: every pair not stored is farther than eps, so the
