@@ -15,7 +15,8 @@ replica (users report 59.1 mAP on 1 GPU vs 82.6 on 4 on Market); the real-datase
 configs here set ``train.bn_group_size = 64`` to normalise over the same groups.
 
 Commands:
-  # demo on the built-in synthetic data (CPU, labels hidden, ~5-10 minutes):
+  # demo on the built-in synthetic data (CPU, labels hidden; 12 rounds of 40 steps,
+  # 39 min on a heavily shared 2-core CPU): mAP 0.0073 untrained -> 0.051 trained
   python -m reid_jax.main --config experiments/cluster_contrast.py:synthetic \
       --workdir runs/cc_synth
   # real CUHK01 (486-id split 0), from scratch, CPU-sized network:
@@ -125,20 +126,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # min_samples 2 gives ~300 (purity 0.28). ~10 images per synthetic identity.
         c.cluster.eps = 0.5
         c.cluster.min_samples = 2
-        c.optim.milestones = (3,)
-        c.train.num_epochs = 4
-        c.train.checkpoint_every_epochs = 1
-        c.eval.every_epochs = 0
+        # From scratch the first clusters follow the cameras (camera purity 0.97);
+        # standardising features per camera first brings it to 0.74 at equal identity
+        # purity, and training then moves clusters across cameras (0.57 by round 9).
+        c.cluster.camera_standardize = True
+        c.data.steps_per_epoch = 40
+        c.optim.milestones = (9,)
+        c.train.num_epochs = 12
+        c.train.checkpoint_every_epochs = 2
+        c.eval.every_epochs = 4
     elif arg == "synthetic_tiny":
         tiny(c)
     elif arg == "cuhk01":
         common.set_dataset(c, "cuhk01")
         cpu_small(c)
         c.data.p, c.data.k = 16, 4
-        c.data.steps_per_epoch = 50
+        c.data.steps_per_epoch = 40
         c.cluster.min_samples = 2  # CUHK01 has 4 images per person
-        c.optim.milestones = (20,)
-        c.train.num_epochs = 30
+        c.cluster.camera_standardize = True  # two camera views, as synthetic above
+        c.optim.milestones = (18,)
+        c.train.num_epochs = 24
+        c.train.checkpoint_every_epochs = 4
+        c.eval.every_epochs = 8
     else:
         common.set_dataset(c, arg)
         c.data.height, c.data.width = 256, 128

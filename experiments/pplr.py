@@ -54,16 +54,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         common.set_dataset(c, "synthetic")
         cluster_contrast.cpu_small(c)
         c.data.p, c.data.k = 16, 4
-        c.data.steps_per_epoch = 25
         c.optim.lr = 1e-3  # from scratch, as bot.py:synthetic
         c.cluster.eps = 0.5  # as cluster_contrast.py:synthetic (untrained network)
         c.cluster.min_samples = 2
         c.cluster.max_clusters = 0
         c.pplr.aals_epoch = 2
-        c.optim.milestones = (3,)
-        c.train.num_epochs = 4
-        c.train.checkpoint_every_epochs = 1
-        c.eval.every_epochs = 0
+        c.cluster.camera_standardize = True  # as cluster_contrast.py:synthetic
+        c.data.steps_per_epoch = 40
+        c.optim.milestones = (9,)
+        c.train.num_epochs = 12
+        c.train.checkpoint_every_epochs = 2
+        c.eval.every_epochs = 4
     elif arg == "synthetic_tiny":
         cluster_contrast.tiny(c)
         c.cluster.max_clusters = 0
