@@ -92,3 +92,17 @@ def restore_latest(
         )
     restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
     return restored["state"], meta
+
+
+def restore_for_eval(workdir: str, target: Any, config: ml_collections.ConfigDict) -> Any:
+    """``--mode=eval``: the newest checkpoint of ``workdir`` restored into ``target``.
+
+    Raises:
+      ReidError: the workdir holds no checkpoint, or one from another config.
+    """
+    restored = restore_latest(manager(workdir), target, config)
+    if restored is None:
+        raise errors.ReidError(
+            f"{workdir!r} holds no checkpoint; train first with --mode=train --workdir {workdir}."
+        )
+    return restored[0]

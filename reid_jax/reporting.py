@@ -44,6 +44,16 @@ class MetricWriter:
         self._tb.close()
 
 
+def run_paths(workdir: str, writer: MetricWriter, checkpoint_dir: Any) -> dict[str, str]:
+    """The paths a trainer prints at the end of a run."""
+    return {
+        "workdir": workdir,
+        "tensorboard": writer.tb_dir,
+        "metrics": writer.jsonl_path,
+        "checkpoints": str(checkpoint_dir),
+    }
+
+
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> str:
     """Dumps the config as JSON to ``workdir/config.json``; returns the path."""
     os.makedirs(workdir, exist_ok=True)

@@ -622,12 +622,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         start_epoch = int(meta["epoch"])
         print(f"resumed from {mngr.directory} at epoch {start_epoch} (round {meta['round']})")
 
-    paths = {
-        "workdir": workdir,
-        "tensorboard": writer.tb_dir,
-        "metrics": writer.jsonl_path,
-        "checkpoints": str(mngr.directory),
-    }
+    paths = reporting.run_paths(workdir, writer, mngr.directory)
     before = retrieval.evaluate_before_training(
         model, eval_variables(cs), query, gallery, config, mesh, workdir, start_epoch
     )
@@ -700,12 +695,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
     p, k = config.data.p, config.data.k
     steps = config.data.steps_per_epoch or max(1, len(train) // (p * k))
     model, cs, _, _ = create_state(config, len(train), steps, mesh)
-    restored = checkpoint.restore_latest(checkpoint.manager(workdir), cs, config)
-    if restored is None:
-        raise errors.ReidError(
-            f"{workdir!r} holds no checkpoint; train first with --mode=train --workdir {workdir}."
-        )
-    cs, _ = restored
+    cs = checkpoint.restore_for_eval(workdir, cs, config)
     picture = os.path.join(workdir, "ranked_list.png")
     after = retrieval.evaluate(model, eval_variables(cs), query, gallery, config, mesh, picture)
     return {"before": None, "after": after, "paths": {"workdir": workdir, "ranked_list": picture}}

@@ -329,8 +329,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         print(f"resumed from {mngr.directory} at epoch {start_epoch} (step {int(state.step)})")
     else:
         state = init_memory(model, state, train, config, mesh)
-    paths = {"workdir": workdir, "tensorboard": writer.tb_dir, "metrics": writer.jsonl_path,
-             "checkpoints": str(mngr.directory)}
+    paths = reporting.run_paths(workdir, writer, mngr.directory)
 
     # --- loop
     state, train_seconds, stop_at = domain_loop.train_domain_epochs(
@@ -352,9 +351,6 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
     mesh = sharding.make_mesh(config.num_devices)
     train, query, gallery = supervised.open_splits(config)
     model, state, _, _ = create_state(config, train.num_classes, 1, mesh)
-    restored = checkpoint.restore_latest(checkpoint.manager(workdir), state, config)
-    if restored is None:
-        raise errors.ReidError(f"{workdir!r} holds no checkpoint; train first.")
-    state, _ = restored
+    state = checkpoint.restore_for_eval(workdir, state, config)
     after = retrieval.evaluate(model, eval_variables(state), query, gallery, config, mesh)
     return {"before": None, "after": after, "paths": {"workdir": workdir}}

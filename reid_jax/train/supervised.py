@@ -339,12 +339,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         start_epoch = int(meta["epoch"])
         print(f"resumed from {mngr.directory} at epoch {start_epoch} (step {int(state.step)})")
 
-    paths = {
-        "workdir": workdir,
-        "tensorboard": writer.tb_dir,
-        "metrics": writer.jsonl_path,
-        "checkpoints": os.path.join(workdir, "checkpoints"),
-    }
+    paths = reporting.run_paths(workdir, writer, mngr.directory)
     before = retrieval.evaluate_before_training(
         model, eval_variables(state), query, gallery, config, mesh, workdir, start_epoch
     )
@@ -406,12 +401,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
         train.labels, config.data.p, config.data.k
     )
     model, state, _, _ = create_state(config, train.num_classes, steps, mesh)
-    restored = checkpoint.restore_latest(checkpoint.manager(workdir), state, config)
-    if restored is None:
-        raise errors.ReidError(
-            f"{workdir!r} holds no checkpoint; train first with --mode=train --workdir {workdir}."
-        )
-    state, _ = restored
+    state = checkpoint.restore_for_eval(workdir, state, config)
     picture = os.path.join(workdir, "ranked_list.png")
     after = retrieval.evaluate(model, eval_variables(state), query, gallery, config, mesh, picture)
     return {"before": None, "after": after, "paths": {"workdir": workdir, "ranked_list": picture}}
