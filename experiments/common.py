@@ -111,6 +111,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.rerank_k1 = 20
     c.eval.rerank_k2 = 6
     c.eval.rerank_lambda = 0.3
+    # Comma-separated datasets whose query/gallery are each a test set: after training (or
+    # with --mode=eval) every one is evaluated and the mean and std printed (10-split mean).
+    c.eval.splits = ""
     c.eval.aqe_k = 0  # >0: average query expansion (alpha-QE) over this many neighbours
     return c
 

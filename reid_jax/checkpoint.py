@@ -26,6 +26,8 @@ _RUN_CONTROL_KEYS = (
     "train.checkpoint_every_epochs",
     "train.progress",
     "eval",
+    "data.query",  # the test sets: a checkpoint may be evaluated on others
+    "data.gallery",
     "data.data_dir",
     "data.manual_dir",
     "data.num_threads",

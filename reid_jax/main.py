@@ -20,6 +20,7 @@ from ml_collections import config_flags
 
 from data_builders import common as builders_common
 from reid_jax import errors, reporting
+from reid_jax.evaluation import splits
 from reid_jax.train import cluster, m3l, metabin, supervised
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. experiments/bot.py:synthetic.")
@@ -69,6 +70,34 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict[str,
     return TRAINERS[config.trainer][mode](config, workdir)
 
 
+def evaluate_splits(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Evaluates the newest checkpoint of ``workdir`` on every dataset of ``eval.splits``.
+
+    ``config.eval.splits`` is a comma-separated list of datasets (e.g. ``grid/s0,...,grid/s9``)
+    whose ``query`` / ``gallery`` splits are each a test set; small benchmarks are reported
+    as the mean over 10 such splits (MetaBIN's protocol). Returns the per-split results
+    ('splits', a list of (dataset, metrics)) and their mean and standard deviation ('mean', from
+    ``evaluation.splits.aggregate_splits``).
+    """
+    names = [n.strip() for n in config.eval.splits.split(",") if n.strip()]
+    per_split = []
+    for name in names:
+        c = config.copy_and_resolve_references()
+        c.data.query, c.data.gallery = f"{name}:query", f"{name}:gallery"
+        c.eval.before_training = False
+        per_split.append(run(c, workdir, "eval")["after"])
+    return {"splits": list(zip(names, per_split)), "mean": splits.aggregate_splits(per_split)}
+
+
+def splits_summary(result: dict[str, Any]) -> str:
+    """One row per split, then the mean and the standard deviation."""
+    rows = [{"model": name, **r} for name, r in result["splits"]]
+    mean = result["mean"]
+    rows.append({"model": f"mean of {mean['num_splits']}", **mean})
+    rows.append({"model": "std", **{c: mean.get(f"{c}_std") for c in _COLUMNS[1:]}})
+    return reporting.format_table(rows, _COLUMNS)
+
+
 def _one_line(e: BaseException) -> str:
     """The last meaningful line of an exception raised while parsing flags."""
     lines = [ln.strip() for ln in str(e).replace("\\n", "\n").splitlines() if ln.strip()]
@@ -105,10 +134,12 @@ def main(argv: list[str]) -> None:
         config.eval.rerank = _RERANK.value
     try:
         result = run(config, _WORKDIR.value, _MODE.value)
+        print(summary(result))
+        if config.eval.get("splits", ""):
+            print(splits_summary(evaluate_splits(config, _WORKDIR.value)))
     except (errors.ReidError, builders_common.DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    print(summary(result))
 
 
 if __name__ == "__main__":
