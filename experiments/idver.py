@@ -11,9 +11,10 @@ not the paper's SGD schedule.
 LSRO (`--config.loss.lsro=True`): images labeled -1 (GAN-generated or unlabeled) get a
 uniform identity target. No builder here provides such images yet, so LSRO has nothing to
 act on in the presets.
-Published (from the papers as we read them; not in /work/shared/REFERENCE.md, verify
-before quoting): ID + verification ResNet-50 Market-1501 rank-1 79.5 / mAP 59.9; LSRO
-with DCGAN images Market-1501 84.0 / 66.1, DukeMTMC 67.7 / 47.1.
+Published: ID + verification ResNet-50 Market-1501 rank-1 79.51 / mAP 59.87 (checked
+against the paper's Papers-with-Code entry, "DLCE"; the same entry lists DukeMTMC
+68.9 / 49.3 from later work). LSRO with DCGAN images Market-1501 84.0 / 66.1, DukeMTMC
+67.7 / 47.1 (as we read Zheng et al. ICCV 2017; not verified against a second source).
 
 Commands:
   python -m reid_jax.main --config experiments/idver.py:synthetic --workdir runs/idver_synth
