@@ -49,6 +49,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.width = 128
     c.data.p = 16
     c.data.k = 4
+    # LSRO (Zheng et al. 2017): extra 'dataset:split' pictures that enter training
+    # unlabeled (label -1, uniform identity target; needs loss.lsro), this many per batch
+    # appended to the P x K identities.
+    c.data.unlabeled = ""
+    c.data.unlabeled_per_batch = 0
     c.data.steps_per_epoch = 0  # 0 = every identity's K-chunks about once per epoch
     c.data.num_threads = 4
 

@@ -121,6 +121,28 @@ def pk_batches(
     return out
 
 
+def unlabeled_batches(
+    pool: np.ndarray, num_batches: int, per_batch: int, seed: int, epoch: int
+) -> np.ndarray:
+    """``per_batch`` unlabeled example indices for each of ``num_batches`` batches.
+
+    The indices of ``pool`` are drawn in shuffled passes (each pass uses every one once),
+    so an epoch spreads its draws evenly over the pool; (seed, epoch) fix the result.
+
+    Returns:
+      int64 array [num_batches, per_batch], to append to the P x K rows.
+    """
+    pool = np.asarray(pool, dtype=np.int64)
+    if per_batch <= 0:
+        return np.empty((num_batches, 0), dtype=np.int64)
+    if pool.size == 0:
+        raise errors.ReidError("no unlabeled examples to draw from; check config.data.unlabeled.")
+    rng = np.random.default_rng([seed, epoch, 1])  # 1: a stream apart from pk_batches'
+    need = num_batches * per_batch
+    passes = [rng.permutation(pool) for _ in range(-(-need // pool.size))]
+    return np.concatenate(passes)[:need].reshape(num_batches, per_batch)
+
+
 def eval_batches(n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Splits 0..n-1 into fixed-size batches; the last is padded and masked.
 

@@ -166,6 +166,17 @@ def open_data(
     )
 
 
+def hide_labels(data: ReidData, first_domain: int) -> ReidData:
+    """A copy of ``data`` whose parts from ``first_domain`` on are unlabeled (label -1).
+
+    Used for LSRO's extra images (Zheng et al., ICCV 2017): generated or unlabeled
+    pictures that enter training with a uniform identity target. They must be the last
+    parts so the labelled parts keep labels 0..C-1.
+    """
+    labels = np.where(data.domains >= first_domain, -1, data.labels).astype(np.int32)
+    return dataclasses.replace(data, labels=labels)
+
+
 def parse_specs(spec: str | Sequence[str], default_dataset: str) -> list[tuple[str, str]]:
     """Parses 'split' or 'dataset:split' entries (comma-separated string or list).
 

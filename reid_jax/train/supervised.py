@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from reid_jax import checkpoint, errors, reporting, sharding
@@ -39,10 +40,43 @@ def open_splits(
     d = config.data
     def spec(s: str) -> list[tuple[str, str]]:
         return sources.parse_specs(s, d.dataset)
-    train = sources.open_data(spec(d.train), d.data_dir)
+    labeled = spec(d.train)
+    extra = spec(d.get("unlabeled", ""))
+    train = sources.open_data(labeled + extra, d.data_dir)
+    if extra:
+        train = sources.hide_labels(train, first_domain=len(labeled))
     query = sources.open_data(spec(d.query), d.data_dir, relabel=False)
     gallery = sources.open_data(spec(d.gallery), d.data_dir, relabel=False)
     return train, query, gallery
+
+
+def check_unlabeled(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Raises ReidError when ``data.unlabeled`` (LSRO's extra images) cannot be used."""
+    d, loss = config.data, config.loss
+    per_batch = d.get("unlabeled_per_batch", 0)
+    if not d.get("unlabeled", ""):
+        if per_batch:
+            raise errors.ReidError(
+                "data.unlabeled_per_batch > 0 but data.unlabeled is empty; name the extra "
+                "pictures ('dataset:split') or set data.unlabeled_per_batch=0."
+            )
+        return
+    if per_batch <= 0:
+        raise errors.ReidError("data.unlabeled is set: give data.unlabeled_per_batch > 0.")
+    if not loss.get("lsro", False):
+        raise errors.ReidError(
+            "data.unlabeled pictures have no identity; train them with --config.loss.lsro=True."
+        )
+    if loss.triplet_weight > 0 or loss.center_weight > 0 or loss.get("circle_weight", 0.0) > 0:
+        raise errors.ReidError(
+            "the triplet, circle and center losses would treat the unlabeled pictures as one "
+            "identity; set their weights to 0 when data.unlabeled is set."
+        )
+    if (d.p * d.k + per_batch) % num_devices:
+        raise errors.ReidError(
+            f"batch P x K + unlabeled = {d.p * d.k + per_batch} is not divisible by the "
+            f"{num_devices} devices; change data.unlabeled_per_batch."
+        )
 
 
 # ----------------------------------------------------------------------------- model
@@ -321,7 +355,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             "it with the attribute annotations (data_builders/README.md) or set "
             "loss.attribute_weight=0."
         )
-    samplers.check_pk(train.labels, config.data.p, config.data.k, mesh.size)
+    check_unlabeled(config, mesh.size)
+    per_batch = config.data.get("unlabeled_per_batch", 0)
+    samplers.check_pk(train.labels, config.data.p, config.data.k, 1 if per_batch else mesh.size)
+    unlabeled_pool = np.flatnonzero(train.labels < 0)
     steps = config.data.steps_per_epoch or samplers.steps_per_epoch(
         train.labels, config.data.p, config.data.k
     )
@@ -355,6 +392,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         batches = samplers.pk_batches(
             train.labels, train.camera_ids, config.data.p, config.data.k, config.seed, epoch, steps
         )
+        if per_batch:  # LSRO: unlabeled pictures after the P x K identities
+            batches = np.concatenate([batches, samplers.unlabeled_batches(
+                unlabeled_pool, len(batches), per_batch, config.seed, epoch)], axis=1)
         loader = pipeline.train_loader(
             train, batches, config.data.height, config.data.width, config.data.num_threads
         )

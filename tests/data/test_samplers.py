@@ -74,3 +74,19 @@ def test_eval_batches_pad_and_mask():
     assert idx.shape == mask.shape == (3, 4)
     np.testing.assert_array_equal(idx[mask], np.arange(10))
     assert mask.sum() == 10 and not mask[-1, 2:].any()
+
+
+def test_unlabeled_batches_use_every_pool_index_once_per_pass():
+    pool = np.arange(100, 130)  # 30 unlabeled examples
+    out = samplers.unlabeled_batches(pool, num_batches=10, per_batch=6, seed=3, epoch=1)
+    assert out.shape == (10, 6)
+    flat = out.ravel()  # 60 draws = two passes over the pool
+    np.testing.assert_array_equal(np.sort(flat[:30]), pool)
+    np.testing.assert_array_equal(np.sort(flat[30:]), pool)
+    np.testing.assert_array_equal(
+        out, samplers.unlabeled_batches(pool, num_batches=10, per_batch=6, seed=3, epoch=1))
+    assert not np.array_equal(
+        out, samplers.unlabeled_batches(pool, num_batches=10, per_batch=6, seed=3, epoch=2))
+    assert samplers.unlabeled_batches(pool, 4, 0, 0, 0).shape == (4, 0)
+    with pytest.raises(errors.ReidError, match="unlabeled"):
+        samplers.unlabeled_batches(np.array([], np.int64), 4, 2, 0, 0)

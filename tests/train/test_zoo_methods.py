@@ -198,3 +198,46 @@ def test_loss_terms_dispatch_matches_the_loss_functions():
         supervised.loss_terms(out, labels, None, _loss_cfg(margin_softmax="sphereface"))
     with pytest.raises(errors.ReidError, match="verification"):
         supervised.loss_terms(out, labels, None, _loss_cfg(verification_weight=1.0))
+
+
+def test_lsro_appends_unlabeled_pictures(tfds_dir, tmp_path, monkeypatch):
+    """lsro-: every batch is P x K labelled pictures, then unlabeled ones with label -1."""
+    config = _tiny(idver, tfds_dir, "lsro-synthetic_tiny")
+    assert config.loss.lsro and config.data.unlabeled == idver.LSRO_EXTRA_SYNTHETIC
+    assert idver.get_config("lsro-cuhk01").data.unlabeled == idver.LSRO_EXTRA
+    config.data.unlabeled = "synthetic_persons/tiny:query"  # the tiny set's own pictures
+    config.data.unlabeled_per_batch = 4
+    seen = []
+    loader = supervised.pipeline.train_loader
+
+    def recording_loader(data, batches, *args):
+        seen.append((np.asarray(data.labels)[batches], np.asarray(data.domains)[batches]))
+        return loader(data, batches, *args)
+
+    monkeypatch.setattr(supervised.pipeline, "train_loader", recording_loader)
+    result, metrics = _train(config, tmp_path)
+    labels, domains = seen[0]
+    pk = config.data.p * config.data.k
+    assert labels.shape == (2, pk + 4)
+    assert (labels[:, :pk] >= 0).all() and (domains[:, :pk] == 0).all()
+    assert (labels[:, pk:] == -1).all() and (domains[:, pk:] == 1).all()
+    # The classifier covers the labelled identities only.
+    train = supervised.sources.open_data([("synthetic_persons/tiny", "train")], tfds_dir)
+    kernel = result["state"].params["model"]["neck"]["classifier"]["kernel"]
+    assert kernel.shape[-1] == train.num_classes
+    assert {"train/id_loss", "train/verification_loss"} <= set(metrics)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(lsro=False), "loss.lsro"),
+    (dict(triplet_weight=0.3), "triplet"),
+    (dict(per_batch=0), "unlabeled_per_batch"),
+])
+def test_lsro_refuses_unusable_settings(tfds_dir, tmp_path, change, match):
+    config = _tiny(idver, tfds_dir, "lsro-synthetic_tiny")
+    config.data.unlabeled = "synthetic_persons/tiny:query"
+    config.loss.lsro = change.get("lsro", True)
+    config.loss.triplet_weight = change.get("triplet_weight", 0.0)
+    config.data.unlabeled_per_batch = change.get("per_batch", 4)
+    with pytest.raises(errors.ReidError, match=match):
+        supervised.train_and_evaluate(config, str(tmp_path))
