@@ -146,6 +146,19 @@ def test_apr_attributes_from_the_builder(tfds_dir, tmp_path):
         supervised.loss_terms(out, jnp.array([0, 1]), None, config.loss, None)
 
 
+def test_apr_on_a_dataset_without_attributes_borrows_them():
+    """cuhk01+synthetic trains CUHK01 with the rendered identities' attributes, tests on CUHK01.
+
+    (How a part without attributes becomes all-unknown is tested in test_attributes.py.)
+    """
+    config = apr.get_config("cuhk01+synthetic")
+    assert config.data.train == "cuhk01/p486_s0:train," + apr.ATTRIBUTE_SOURCE
+    assert (config.data.query, config.data.gallery) == ("query", "gallery")
+    assert config.data.dataset == "cuhk01/p486_s0"
+    assert config.model.num_attributes == 8 and config.data.steps_per_epoch == 30
+    assert config.loss.attribute_weight == apr.ATTRIBUTE_WEIGHT
+
+
 def _loss_cfg(**keys):
     c = ml_collections.ConfigDict(dict(
         id_weight=1.0, label_smoothing=0.1, triplet_weight=1.0, triplet_margin=0.3,
