@@ -43,7 +43,7 @@ VARIANTS = ("idver", "lsro")
 # The generated pictures LSRO uses when no other set is named (see the docstring).
 LSRO_EXTRA = "synthetic_persons/default:train"
 # For the synthetic runs themselves: other rendered identities, in other rendering domains.
-LSRO_EXTRA_SYNTHETIC = "synthetic_persons/multidomain:train"
+LSRO_EXTRA_SYNTHETIC = ",".join(f"synthetic_persons/multidomain:train_d{d}" for d in range(4))
 LSRO_PER_BATCH = 16
 
 
