@@ -344,6 +344,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     writer = reporting.MetricWriter(workdir)
 
     # --- data
+    check_unlabeled(config, mesh.size)  # before any data is read
     train, query, gallery = open_splits(config)
     if train.num_classes == 0:
         raise errors.ReidError(f"{train.name} has no identity labels; is it a training split?")
@@ -355,7 +356,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             "it with the attribute annotations (data_builders/README.md) or set "
             "loss.attribute_weight=0."
         )
-    check_unlabeled(config, mesh.size)
     per_batch = config.data.get("unlabeled_per_batch", 0)
     samplers.check_pk(train.labels, config.data.p, config.data.k, 1 if per_batch else mesh.size)
     unlabeled_pool = np.flatnonzero(train.labels < 0)
