@@ -51,8 +51,14 @@ def steps_per_epoch(labels: np.ndarray, p: int, k: int) -> int:
     return max(1, chunks // p)
 
 
-def check_pk(labels: np.ndarray, p: int, k: int, num_devices: int = 1) -> None:
-    """Raises ReidError when P x K cannot be drawn from ``labels``."""
+def check_pk(
+    labels: np.ndarray, p: int, k: int, num_devices: int = 1, extra_per_batch: int = 0
+) -> None:
+    """Raises ReidError when P x K cannot be drawn from ``labels``.
+
+    ``extra_per_batch`` unlabeled pictures (LSRO) join every batch; the devices must
+    divide P x K plus them.
+    """
     num_ids = len(np.unique(labels[labels >= 0]))
     if p < 1 or k < 1:
         raise errors.ReidError(f"impossible P x K = {p} x {k}: both must be >= 1.")
@@ -65,10 +71,12 @@ def check_pk(labels: np.ndarray, p: int, k: int, num_devices: int = 1) -> None:
         raise errors.ReidError(
             f"impossible P x K = {p} x {k}: the triplet loss needs K >= 2 instances per identity."
         )
-    if (p * k) % num_devices:
+    if (p * k + extra_per_batch) % num_devices:
+        extra = f" + {extra_per_batch} unlabeled" if extra_per_batch else ""
         raise errors.ReidError(
-            f"batch P x K = {p * k} is not divisible by the {num_devices} devices; "
-            "change data.p or data.k."
+            f"batch P x K{extra} = {p * k + extra_per_batch} is not divisible by the "
+            f"{num_devices} devices; change data.p or data.k"
+            + (" or data.unlabeled_per_batch." if extra_per_batch else ".")
         )
 
 

@@ -34,14 +34,18 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 # ----------------------------------------------------------------------------- data
 def open_splits(
-    config: ml_collections.ConfigDict,
+    config: ml_collections.ConfigDict, with_unlabeled: bool = True
 ) -> tuple[sources.ReidData, sources.ReidData, sources.ReidData]:
-    """(train, query, gallery) ReidData as named by config.data."""
+    """(train, query, gallery) ReidData as named by config.data.
+
+    ``with_unlabeled``: also open ``data.unlabeled`` (label -1, after the labelled parts,
+    so the number of classes is the same either way); evaluation leaves it out.
+    """
     d = config.data
     def spec(s: str) -> list[tuple[str, str]]:
         return sources.parse_specs(s, d.dataset)
     labeled = spec(d.train)
-    extra = spec(d.get("unlabeled", ""))
+    extra = spec(d.get("unlabeled", "")) if with_unlabeled else []
     train = sources.open_data(labeled + extra, d.data_dir)
     if extra:
         train = sources.hide_labels(train, first_domain=len(labeled))
@@ -50,8 +54,11 @@ def open_splits(
     return train, query, gallery
 
 
-def check_unlabeled(config: ml_collections.ConfigDict, num_devices: int) -> None:
-    """Raises ReidError when ``data.unlabeled`` (LSRO's extra images) cannot be used."""
+def check_unlabeled(config: ml_collections.ConfigDict) -> None:
+    """Raises ReidError when ``data.unlabeled`` (LSRO's extra images) cannot be used.
+
+    (Whether the devices divide the batch is `samplers.check_pk`'s to say.)
+    """
     d, loss = config.data, config.loss
     per_batch = d.get("unlabeled_per_batch", 0)
     if not d.get("unlabeled", ""):
@@ -71,11 +78,6 @@ def check_unlabeled(config: ml_collections.ConfigDict, num_devices: int) -> None
         raise errors.ReidError(
             "the triplet, circle and center losses would treat the unlabeled pictures as one "
             "identity; set their weights to 0 when data.unlabeled is set."
-        )
-    if (d.p * d.k + per_batch) % num_devices:
-        raise errors.ReidError(
-            f"batch P x K + unlabeled = {d.p * d.k + per_batch} is not divisible by the "
-            f"{num_devices} devices; change data.unlabeled_per_batch."
         )
 
 
@@ -344,7 +346,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     writer = reporting.MetricWriter(workdir)
 
     # --- data
-    check_unlabeled(config, mesh.size)  # before any data is read
+    check_unlabeled(config)  # before any data is read
     train, query, gallery = open_splits(config)
     if train.num_classes == 0:
         raise errors.ReidError(f"{train.name} has no identity labels; is it a training split?")
@@ -357,7 +359,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             "loss.attribute_weight=0."
         )
     per_batch = config.data.get("unlabeled_per_batch", 0)
-    samplers.check_pk(train.labels, config.data.p, config.data.k, 1 if per_batch else mesh.size)
+    samplers.check_pk(train.labels, config.data.p, config.data.k, mesh.size, per_batch)
     unlabeled_pool = np.flatnonzero(train.labels < 0)
     steps = config.data.steps_per_epoch or samplers.steps_per_epoch(
         train.labels, config.data.p, config.data.k
@@ -436,7 +438,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """``--mode=eval``: restores the newest checkpoint in ``workdir`` and evaluates it."""
     mesh = sharding.make_mesh(config.num_devices)
-    train, query, gallery = open_splits(config)
+    train, query, gallery = open_splits(config, with_unlabeled=False)
     steps = config.data.steps_per_epoch or samplers.steps_per_epoch(
         train.labels, config.data.p, config.data.k
     )

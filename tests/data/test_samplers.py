@@ -90,3 +90,11 @@ def test_unlabeled_batches_use_every_pool_index_once_per_pass():
     assert samplers.unlabeled_batches(pool, 4, 0, 0, 0).shape == (4, 0)
     with pytest.raises(errors.ReidError, match="unlabeled"):
         samplers.unlabeled_batches(np.array([], np.int64), 4, 2, 0, 0)
+
+
+def test_check_pk_counts_the_unlabeled_pictures_of_a_batch():
+    labels, _ = _toy()
+    samplers.check_pk(labels, 4, 2, 8)  # 8 divides 8
+    with pytest.raises(errors.ReidError, match=r"P x K \+ 4 unlabeled = 12 .*unlabeled_per_batch"):
+        samplers.check_pk(labels, 4, 2, 8, extra_per_batch=4)
+    samplers.check_pk(labels, 4, 2, 8, extra_per_batch=8)  # 16 on 8 devices

@@ -239,6 +239,9 @@ def test_lsro_appends_unlabeled_pictures(tfds_dir, tmp_path, monkeypatch):
     kernel = result["state"].params["model"]["neck"]["classifier"]["kernel"]
     assert kernel.shape[-1] == train.num_classes
     assert {"train/id_loss", "train/verification_loss"} <= set(metrics)
+    # --mode=eval leaves the unlabeled pictures unread and restores the same classifier.
+    evaluated = supervised.evaluate_checkpoint(config, str(tmp_path))
+    np.testing.assert_allclose(evaluated["after"]["mAP"], result["after"]["mAP"], rtol=1e-6)
 
 
 @pytest.mark.parametrize("change, match", [
