@@ -10,8 +10,20 @@ N x N matrix (35 GB at MSMT17's 93,820 test images) is never built.
 
 Distances are squared Euclidean, ``|x|^2 + |y|^2 - 2 x.y`` in float32 with full
 matmul precision, clamped at 0 (cancellation can leave -1e-7 on the diagonal).
-Ties are broken by the lower index (``jax.lax.top_k`` keeps the first of equal
-values), which is the order a stable argsort gives.
+
+What the search promises about ties, on any machine and BLAS:
+
+- **Exact duplicates tie exactly.** Identical feature rows are searched once
+  (``knn_search`` deduplicates them first) and share one distance value, so the copies
+  of a row always appear together, in index order, and every copy of a row gets the
+  same list. Without this, a blocked matmul rounds ``a.x`` and ``a.x'`` (``x' == x``)
+  differently depending on where x and x' fall in their blocks, and the order of the
+  copies depends on the BLAS kernel and its thread count.
+- **Other near-ties follow float32 rounding.** Equal float32 distances are ordered by
+  the lower index (``jax.lax.top_k`` keeps the first of equal values, the order a
+  stable argsort gives); distances that differ only by rounding can come in either
+  order on different machines. The k distances returned are the k smallest up to that
+  rounding.
 
 Two backends (``knn_search(backend=...)``): JAX device blocks with ``top_k`` merges,
 and, the default when JAX runs on the CPU, NumPy BLAS blocks with threshold-filtered
@@ -142,8 +154,9 @@ def knn_search(
     The distance matrix is symmetric, so only the blocks (I, J) with I <= J are
     computed; each serves the top-k of row block I and, transposed, of row block J.
     Both backends return the k smallest distances of each row, ties broken by the
-    lower index (the order of a stable argsort); the distances themselves can differ
-    in the last bits between backends (different matmul summation orders).
+    lower index (the order of a stable argsort); exact duplicate rows are searched
+    once, so their copies tie exactly (see the module docstring). Other distances can
+    differ in the last bits between backends and BLAS kernels (summation orders).
 
     Args:
       features: [n, d] features.
@@ -164,11 +177,73 @@ def knn_search(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    feats = np.asarray(features, np.float32) + np.float32(0.0)  # -0.0 -> +0.0
+    unique = _unique_rows(feats)
+    if unique is None:
+        return _search(feats, k, chunk_size, keep_rows, backend, row_max)
+    first, inverse, members = unique
+    n, k = feats.shape[0], min(k, feats.shape[0])
+    keep_rows = min(max(keep_rows, 0), n)
+    # The unique rows are numbered by first occurrence, so those of the first
+    # `keep_rows` points are the first `keep_u` unique rows.
+    keep_u = int(inverse[:keep_rows].max()) + 1 if keep_rows else 0
+    nb = _search(feats[first], k, chunk_size, keep_u, backend, row_max)
+    indices, distances = _expand(nb.indices, nb.distances, members, k)
+    head = nb.head[inverse[:keep_rows]][:, inverse] if keep_rows else None
+    row_max_out = nb.row_max[inverse] if nb.row_max is not None else None
+    return Neighbors(indices[inverse], distances[inverse], row_max_out, head)
+
+
+def _unique_rows(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None:
+    """(first index of each unique row, [n] unique row of each row, members of each
+    unique row in index order), unique rows numbered by first occurrence; None when
+    every row is unique."""
+    n = feats.shape[0]
+    if n < 2:
+        return None
+    rows = np.ascontiguousarray(feats).view(np.dtype((np.void, feats.itemsize * feats.shape[1])))
+    _, first, inverse = np.unique(rows.ravel(), return_index=True, return_inverse=True)
+    if first.size == n:
+        return None
+    order = np.argsort(first, kind="stable")  # unique ids by first occurrence
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    inverse = rank[inverse.ravel()]
+    by_unique = np.argsort(inverse, kind="stable")  # rows grouped, index order inside
+    bounds = np.cumsum(np.bincount(inverse, minlength=order.size))[:-1]
+    return first[order], inverse, np.split(by_unique, bounds)
+
+
+def _expand(
+    idx: np.ndarray, dist: np.ndarray, members: list[np.ndarray], k: int, rows: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour lists of unique rows -> lists over all rows: each unique neighbour is
+    replaced by its copies, ordered by (distance, index), cut at k."""
+    counts = np.array([m.size for m in members])
+    cap = int(min(counts.max(), k))
+    table = np.full((len(members), cap), np.iinfo(np.int64).max, np.int64)
+    for u, m in enumerate(members):
+        table[u, : min(m.size, cap)] = m[:cap]
+    out_idx = np.empty((idx.shape[0], k), np.int32)
+    out_dist = np.empty((idx.shape[0], k), np.float32)
+    for r0 in range(0, idx.shape[0], rows):
+        cand = table[idx[r0:r0 + rows]]  # [r, k_u, cap] original indices (max = empty)
+        d = np.broadcast_to(dist[r0:r0 + rows, :, None], cand.shape)
+        valid = cand != np.iinfo(np.int64).max
+        keys = np.where(valid, _keys(d, np.where(valid, cand, 0)), _NO_KEY)
+        keys = np.sort(keys.reshape(keys.shape[0], -1), axis=1)[:, :k]
+        out_idx[r0:r0 + rows] = (keys & 0xFFFFFFFF).astype(np.int32)
+        out_dist[r0:r0 + rows] = _key_distances(keys)
+    return out_idx, out_dist
+
+
+def _search(
+    feats: np.ndarray, k: int, chunk_size: int, keep_rows: int, backend: str, row_max: bool
+) -> Neighbors:
+    """``knn_search`` over rows taken as they are (duplicates not merged)."""
     if backend == "host" or (backend == "auto" and jax.default_backend() == "cpu"):
-        return knn_search_host(
-            features, k, chunk_size=chunk_size, keep_rows=keep_rows, row_max=row_max
-        )
-    feats = jnp.asarray(features, jnp.float32)
+        return knn_search_host(feats, k, chunk_size=chunk_size, keep_rows=keep_rows, row_max=row_max)
+    feats = jnp.asarray(feats, jnp.float32)
     n = feats.shape[0]
     k = min(k, n)
     b = max(k, min(chunk_size, n))
