@@ -51,7 +51,7 @@ def _cpu_small(c: ml_collections.ConfigDict) -> None:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """BoT config for the dataset or variant named by ``arg``."""
     arg = common.parse_arg(arg, "synthetic", ARGS)
-    c = common.base_config()
+    c = common.base_config("supervised")
     if arg in ("synthetic", "synthetic_tiny"):
         common.set_dataset(c, arg)
         _cpu_small(c)

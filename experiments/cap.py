@@ -41,13 +41,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.cluster.eps = 0.5
     c.optim.warmup_epochs = 10
     c.optim.warmup_factor = 0.01
-
-    c.cap = ml_collections.ConfigDict()
-    c.cap.temperature = 0.07
-    c.cap.momentum = 0.2
-    c.cap.hard_negatives = 50
-    c.cap.crosscam_epoch = 5
-    c.cap.inter_weight = 0.5
+    # config.cap keeps its declared defaults (reid_jax/train/cap.py): temperature 0.07,
+    # momentum 0.2, 50 hard negatives, inter-camera loss x0.5 from epoch 5.
     if arg == "synthetic":
         common.set_dataset(c, "synthetic")
         cluster_contrast.cpu_small(c)
@@ -56,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.cluster.eps = 0.5  # as cluster_contrast.py:synthetic (untrained network)
         c.cluster.min_samples = 2
         c.optim.lr = 1e-3
-        c.optim.warmup_epochs = 0
+        common.no_warmup(c)
         c.optim.milestones = (3,)
         c.cap.crosscam_epoch = 1
         c.train.num_epochs = 4
@@ -64,7 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.eval.every_epochs = 0
     elif arg == "synthetic_tiny":
         cluster_contrast.tiny(c)
-        c.optim.warmup_epochs = 0
+        common.no_warmup(c)
         c.cap.crosscam_epoch = 1  # both losses run in a two-round test
         c.cap.hard_negatives = 4
     elif arg == "cuhk01":

@@ -48,27 +48,10 @@ DOMAINS = {
 ARGS = ("synthetic", "synthetic_tiny", "s2r", *DOMAINS)
 
 
-def meta_config() -> ml_collections.ConfigDict:
-    """config.meta of M3L with the published constants."""
-    m = ml_collections.ConfigDict()
-    m.temperature = 0.05
-    m.memory_momentum = 0.2
-    m.triplet_margin = 0.3
-    m.inner_solver = "adam"  # official; 'sgd' is the paper's equation
-    m.inner_lr_factor = 1.0  # inner lr = this x the current lr (official: the same lr)
-    m.first_order = False
-    m.mix_with_std = True  # False reproduces the official code's variance-as-std
-    return m
-
-
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """M3L config for the target or variant named by ``arg``."""
     arg = common.parse_arg(arg, "synthetic", ARGS)
-    c = common.base_config()
-    c.trainer = "m3l"
-    c.meta = meta_config()
-    c.loss.center_weight = 0.0
-    c.model.neck = "none"  # the MetaBN neck replaces BNNeck
+    c = common.base_config("m3l")  # config.meta at its declared defaults
     if arg.startswith("synthetic"):
         metabin_config.synthetic_dg(c)
     elif arg == "s2r":  # four synthetic domains -> CUHK01 486-id split 0

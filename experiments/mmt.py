@@ -42,12 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.cluster.method = "kmeans"
     c.optim.schedule = "constant"
     c.train.num_epochs = 40
-
-    c.mmt = ml_collections.ConfigDict()
-    c.mmt.soft_ce_weight = 0.5
-    c.mmt.soft_tri_weight = 0.8
-    c.mmt.ema_alpha = 0.999
-    c.mmt.label_smoothing = 0.1  # CrossEntropyLabelSmooth default epsilon
+    # config.mmt keeps its declared defaults (reid_jax/train/mmt.py): soft CE 0.5,
+    # soft triplet 0.8, alpha 0.999, label smoothing 0.1.
     if arg == "synthetic":
         common.set_dataset(c, "synthetic")
         cluster_contrast.cpu_small(c)
@@ -70,4 +66,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.data.height, c.data.width = 256, 128
     c.cluster.num_clusters = NUM_CLUSTERS.get(arg, c.cluster.num_clusters)
     c.cluster.max_clusters = c.cluster.num_clusters  # classifier rows = k
+    common.reset(c, "optim.milestones", "optim.gamma")  # a constant learning rate
+    common.reset(c, "cluster.k1", "cluster.k2", "cluster.eps", "cluster.min_samples")  # k-means
     return c

@@ -58,7 +58,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     published = c.data.height == 256  # the real-dataset variants with the published recipe
     c.model.head = "pcb"
     c.model.rpp = False
-    c.model.init_from_run = ""  # workdir of a finished run to start from (RPP: the PCB run)
     c.loss.label_smoothing = 0.0
     c.loss.triplet_weight = 0.0
     c.loss.center_weight = 0.0

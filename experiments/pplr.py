@@ -45,11 +45,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.cluster.eps = 0.5
     c.cluster.max_clusters = 3000  # resnet50part(num_classes=3000)
     c.eval.every_epochs = 5  # official --eval-step 5
-
-    c.pplr = ml_collections.ConfigDict()
-    c.pplr.k = 20
-    c.pplr.beta = 0.5
-    c.pplr.aals_epoch = 5
+    # config.pplr keeps its declared defaults (reid_jax/train/pplr.py): k 20, beta 0.5,
+    # AALS from epoch 5.
     if arg == "synthetic":
         common.set_dataset(c, "synthetic")
         cluster_contrast.cpu_small(c)

@@ -19,6 +19,10 @@ import orbax.checkpoint as ocp
 
 from reid_jax import errors
 
+# Version of what a checkpoint holds. 2: every trainer's state is a dataclass whose
+# 'train' field is the common TrainState (reid_jax/train/state.py). Checkpoints of an
+# older layout are refused with a message instead of failing inside Orbax.
+FORMAT_VERSION = 2
 # Config keys that may change between a run and its resumption.
 _RUN_CONTROL_KEYS = (
     "train.stop_after_epochs",
@@ -61,13 +65,27 @@ def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None:
-    """Saves ``state`` (a pytree of arrays) and ``meta`` (JSON) at ``step``."""
+    """Saves ``state`` (a pytree of arrays) and ``meta`` (JSON, plus the format version)."""
+    meta = {**meta, "format_version": FORMAT_VERSION}
     mngr.save(
         step,
         args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
         force=True,
     )
     mngr.wait_until_finished()
+
+
+def check_format(mngr: ocp.CheckpointManager, step: int, what: str = "") -> dict:
+    """The metadata of checkpoint ``step``; ReidError if an older reid_jax wrote it."""
+    meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    version = meta.get("format_version", 1)
+    if version != FORMAT_VERSION:
+        raise errors.ReidError(
+            f"{what or mngr.directory} holds a checkpoint of format {version} (an older "
+            f"reid_jax); this version reads format {FORMAT_VERSION}: train again in a new "
+            "--workdir."
+        )
+    return meta
 
 
 def restore_latest(
@@ -84,7 +102,7 @@ def restore_latest(
     step = mngr.latest_step()
     if step is None:
         return None
-    meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    meta = check_format(mngr, step)
     want = fingerprint(config)
     if meta.get("config_fingerprint") != want:
         raise errors.ReidError(

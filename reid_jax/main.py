@@ -4,14 +4,15 @@ r"""reid_jax entry point: train or evaluate from an ml_collections config.
   python -m reid_jax.main --config experiments/bot.py:cuhk01 --workdir runs/c01 \
       --config.optim.lr=3e-4 --mode=eval
 
-Mistakes a user can fix (unknown config, missing dataset, foreign checkpoint, impossible
-P x K, NaN loss) end with one `error: ...` line and exit status 2.
+Mistakes a user can fix (unknown config, a config value out of range or unused by the
+trainer, missing dataset or weights, foreign checkpoint, impossible P x K, NaN loss) end
+with one `error: ...` line and exit status 2.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import ml_collections
@@ -20,82 +21,73 @@ from ml_collections import config_flags
 
 from data_builders import common as builders_common
 from reid_jax import errors, reporting
-from reid_jax.evaluation import splits
-from reid_jax.train import cluster, m3l, metabin, supervised
+from reid_jax.train import loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. experiments/bot.py:synthetic.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and pictures go.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train (then evaluate) or only evaluate.")
-_RERANK = flags.DEFINE_bool("rerank", None, "Also report k-reciprocal re-ranked results (sets config.eval.rerank).")
+_RERANK = flags.DEFINE_bool("rerank", None, "Also report k-reciprocal re-ranking (sets config.eval.rerank).")
 
-# An explicit map from config.trainer to the function that runs it.
-TRAINERS: dict[str, dict[str, Callable[[ml_collections.ConfigDict, str], dict[str, Any]]]] = {
-    "supervised": {"train": supervised.train_and_evaluate, "eval": supervised.evaluate_checkpoint},
-    "cluster_contrast": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
-    "pplr": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
-    "cap": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
-    "mmt": {"train": cluster.train_and_evaluate, "eval": cluster.evaluate_checkpoint},
-    "metabin": {"train": metabin.train_and_evaluate, "eval": metabin.evaluate_checkpoint},
-    "m3l": {"train": m3l.train_and_evaluate, "eval": m3l.evaluate_checkpoint},
+MODES: dict[str, Callable[..., dict[str, Any]]] = {
+    "train": loop.train,
+    "eval": loop.evaluate,
 }
 
 _COLUMNS = ["model", "rank1", "rank5", "rank10", "mAP", "mINP"]
 
 
 def summary(result: dict[str, Any]) -> str:
-    """The before/after table and the paths of what the run wrote."""
+    """The before/after table of the first evaluator, the other evaluators' tables, and
+    the paths of what the run wrote."""
     rows = []
     if result.get("before"):
         rows.append({"model": "untrained", **result["before"]})
-    rows.append({"model": "trained", **result["after"]})
-    if "rerank_mAP" in result["after"]:
-        after = result["after"]
+    after = result["after"]
+    rows.append({"model": "trained", **after})
+    if "rerank_mAP" in after:
         rows.append({"model": "trained + re-ranking", **{c: after.get("rerank_" + c) for c in _COLUMNS[1:]}})
     lines = [reporting.format_table(rows, _COLUMNS)]
     if result.get("before"):
-        gain = result["after"]["mAP"] - result["before"]["mAP"]
+        gain = after["mAP"] - result["before"]["mAP"]
         lines.append(f"mAP gain over the untrained model: {gain:+.4f}")
+    for name, res in list(result.get("evaluations", {}).items())[1:]:
+        lines += [f"evaluator {name}:", evaluator_table(res)]
+    if "rows" in after:
+        lines.append(evaluator_table(after))
     if "train_seconds" in result:
         lines.append(f"training time: {result['train_seconds'] / 60:.1f} min")
     lines += [f"{k}: {v}" for k, v in result["paths"].items()]
     return "\n".join(lines)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, mode: str) -> dict[str, Any]:
-    """Runs ``mode`` of the trainer named by ``config.trainer``."""
-    if config.trainer not in TRAINERS:
-        raise errors.ReidError(
-            f"unknown config.trainer {config.trainer!r}; choose one of {', '.join(TRAINERS)}."
-        )
-    return TRAINERS[config.trainer][mode](config, workdir)
-
-
-def evaluate_splits(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Evaluates the newest checkpoint of ``workdir`` on every dataset of ``eval.splits``.
-
-    ``config.eval.splits`` is a comma-separated list of datasets (e.g. ``grid/s0,...,grid/s9``)
-    whose ``query`` / ``gallery`` splits are each a test set; small benchmarks are reported
-    as the mean over 10 such splits (MetaBIN's protocol). Returns the per-split results
-    ('splits', a list of (dataset, metrics)) and their mean and standard deviation ('mean', from
-    ``evaluation.splits.aggregate_splits``).
-    """
-    names = [n.strip() for n in config.eval.splits.split(",") if n.strip()]
-    per_split = []
-    for name in names:
-        c = config.copy_and_resolve_references()
-        c.data.query, c.data.gallery = f"{name}:query", f"{name}:gallery"
-        c.eval.before_training = False
-        per_split.append(run(c, workdir, "eval")["after"])
-    return {"splits": list(zip(names, per_split)), "mean": splits.aggregate_splits(per_split)}
-
-
-def splits_summary(result: dict[str, Any]) -> str:
-    """One row per split, then the mean and the standard deviation."""
-    rows = [{"model": name, **r} for name, r in result["splits"]]
-    mean = result["mean"]
-    rows.append({"model": f"mean of {mean['num_splits']}", **mean})
-    rows.append({"model": "std", **{c: mean.get(f"{c}_std") for c in _COLUMNS[1:]}})
+def evaluator_table(res: dict[str, Any]) -> str:
+    """One evaluator's results; with per-split rows, one row per split, the mean and std."""
+    if "rows" not in res:
+        return reporting.format_table([{"model": "trained", **res}], _COLUMNS)
+    rows = [{"model": name, **r} for name, r in res["rows"]]
+    rows.append({"model": f"mean of {res['num_splits']}", **res})
+    rows.append({"model": "std", **{c: res.get(f"{c}_std") for c in _COLUMNS[1:]}})
     return reporting.format_table(rows, _COLUMNS)
+
+
+def run(
+    config: ml_collections.ConfigDict, workdir: str, mode: str,
+    overrides: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """Validates ``config``, then trains (and evaluates) or only evaluates.
+
+    ``overrides``: the config keys set on the command line (``config_schema.validate``).
+    """
+    return MODES[mode](config, workdir, overrides)
+
+
+def command_line_overrides(argv: list[str]) -> set[str]:
+    """The config keys an argv sets ('--config.optim.lr=1' -> 'optim.lr')."""
+    keys = set()
+    for arg in argv:
+        if arg.startswith("--config."):
+            keys.add(arg[len("--config."):].split("=", 1)[0])
+    return keys
 
 
 def _one_line(e: BaseException) -> str:
@@ -130,13 +122,13 @@ def main(argv: list[str]) -> None:
         sys.exit(2)
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     config = _CONFIG.value
+    overrides = command_line_overrides(sys.argv)
     if _RERANK.value is not None:
         config.eval.rerank = _RERANK.value
+        overrides.add("eval.rerank")
     try:
-        result = run(config, _WORKDIR.value, _MODE.value)
+        result = run(config, _WORKDIR.value, _MODE.value, overrides)
         print(summary(result))
-        if config.eval.get("splits", ""):
-            print(splits_summary(evaluate_splits(config, _WORKDIR.value)))
     except (errors.ReidError, builders_common.DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -43,6 +43,8 @@ class ReidData:
       attributes: [N, M] int8 attribute labels (1 / 0, -1 unknown) when the parts that
         have the ``attributes`` feature agree on M (parts without it count as all
         unknown); None when no part has it or their M differ.
+      tracklet_ids: [N] tracklet of each frame, made disjoint across parts (video
+        datasets); -1 for single pictures.
     """
 
     name: str
@@ -54,6 +56,7 @@ class ReidData:
     domains: np.ndarray
     file_names: list[str]
     attributes: np.ndarray | None = None
+    tracklet_ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -85,10 +88,10 @@ def _builder(dataset: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
 
 
 def _read_metadata(
-    raw: object, with_attributes: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray | None]:
+    raw: object, with_attributes: bool, with_tracklets: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray | None, np.ndarray]:
     n = len(raw)
-    pids, labels, cams, names, attrs = [], [], [], [], []
+    pids, labels, cams, names, attrs, tracklets = [], [], [], [], [], []
     for start in range(0, n, _META_CHUNK):
         for ex in raw.__getitems__(list(range(start, min(n, start + _META_CHUNK)))):
             pids.append(ex["person_id"])
@@ -98,9 +101,10 @@ def _read_metadata(
             names.append(fn.decode() if isinstance(fn, bytes) else str(fn))
             if with_attributes:
                 attrs.append(ex["attributes"])
+            tracklets.append(ex["tracklet_id"] if with_tracklets else -1)
     as_i32 = lambda v: np.asarray(v, dtype=np.int32)  # noqa: E731
     attributes = np.asarray(attrs, np.int8).reshape(n, -1) if with_attributes else None
-    return as_i32(pids), as_i32(labels), as_i32(cams), names, attributes
+    return as_i32(pids), as_i32(labels), as_i32(cams), names, attributes, as_i32(tracklets)
 
 
 def _merge_attributes(parts: list[np.ndarray | None], sizes: list[int]) -> np.ndarray | None:
@@ -131,7 +135,8 @@ def open_data(
         raise errors.ReidError("no (dataset, split) given; set config.data.train / query / gallery.")
     data_dir = data_dir or None
     parts, pids, labels, cams, doms, names, attrs, sizes = [], [], [], [], [], [], [], [0]
-    label_offset = 0
+    tracklets = []
+    label_offset = tracklet_offset = 0
     for domain, (dataset, split) in enumerate(specs):
         builder = _builder(dataset, data_dir)
         if split not in builder.info.splits:
@@ -141,7 +146,14 @@ def open_data(
             )
         images = builder.as_data_source(split)
         raw = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
-        p, lab, c, fn, att = _read_metadata(raw, "attributes" in builder.info.features)
+        features = builder.info.features
+        p, lab, c, fn, att, trk = _read_metadata(
+            raw, "attributes" in features, "tracklet_id" in features
+        )
+        if (trk >= 0).any():
+            trk = np.where(trk >= 0, trk + tracklet_offset, -1).astype(np.int32)
+            tracklet_offset = int(trk.max()) + 1
+        tracklets.append(trk)
         if relabel and (lab >= 0).any():
             lab = np.where(lab >= 0, lab + label_offset, -1).astype(np.int32)
             label_offset = int(lab.max()) + 1
@@ -163,6 +175,7 @@ def open_data(
         domains=np.concatenate(doms),
         file_names=names,
         attributes=_merge_attributes(attrs, sizes[1:]),
+        tracklet_ids=np.concatenate(tracklets),
     )
 
 
@@ -191,3 +204,18 @@ def parse_specs(spec: str | Sequence[str], default_dataset: str) -> list[tuple[s
         dataset, sep, split = item.rpartition(":")
         out.append((dataset if sep else default_dataset, split))
     return out
+
+
+def open_train(data_cfg: object, extra: str = "") -> ReidData:
+    """The training pictures of ``config.data`` (``data.train``), then ``extra`` unlabeled.
+
+    Args:
+      data_cfg: config.data (``dataset``, ``train``, ``data_dir``).
+      extra: comma-separated 'dataset:split' parts appended with label -1 (LSRO's
+        generated pictures); the labelled parts keep labels 0..C-1.
+    """
+    labeled = parse_specs(data_cfg.train, data_cfg.dataset)
+    more = parse_specs(extra, data_cfg.dataset)
+    train = open_data(labeled + more, data_cfg.data_dir)
+    return hide_labels(train, first_domain=len(labeled)) if more else train
+

@@ -1,11 +1,10 @@
 """One evaluation of a model on a (query, gallery) pair: embed, distances, protocol, picture.
 
-Used after training, before training (the untrained baseline), and by ``--mode=eval``.
+The ``retrieval`` and ``splits`` evaluators (``evaluators.py``) run it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -67,7 +66,8 @@ def save_examples(
     )
 
 
-def _scalars(res: dict, prefix: str = "") -> dict[str, float]:
+def scalars(res: dict, prefix: str = "") -> dict[str, float]:
+    """The protocol's scalars (rank-1/5/10/20, mAP, mINP, valid queries) as floats."""
     out = {prefix + k: float(res[k]) for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")}
     out[prefix + "num_valid_queries"] = int(res["num_valid_queries"])
     return out
@@ -100,7 +100,7 @@ def evaluate(
     e = config.eval
     common = dict(metric=e.metric, max_rank=min(50, len(gallery)), aqe_k=e.aqe_k)
     try:
-        out = _scalars(evaluate_lib.evaluate_features(qf, gf, *ids, **common))
+        out = scalars(evaluate_lib.evaluate_features(qf, gf, *ids, **common))
     except ValueError as e:  # e.g. no query has a match in the gallery
         raise errors.ReidError(
             f"cannot evaluate {query.name} against {gallery.name}: {e} Check config.data.query "
@@ -111,37 +111,8 @@ def evaluate(
             qf, gf, *ids, rerank=True, k1=e.rerank_k1, k2=e.rerank_k2,
             lambda_value=e.rerank_lambda, **common,
         )
-        out.update(_scalars(rr, "rerank_"))
-    if picture:
+        out.update(scalars(rr, "rerank_"))
+    if picture and config.eval.num_ranked_queries > 0:
         os.makedirs(os.path.dirname(picture) or ".", exist_ok=True)
         save_examples(picture, qf, gf, query, gallery, config)
     return out
-
-
-def evaluate_before_training(
-    model: nn.Module,
-    variables: Any,
-    query: sources.ReidData,
-    gallery: sources.ReidData,
-    config: ml_collections.ConfigDict,
-    mesh: jax.sharding.Mesh,
-    workdir: str,
-    start_epoch: int,
-) -> dict[str, float] | None:
-    """The untrained model's results, computed once per workdir and kept in a JSON file.
-
-    A resumed run reads the file instead of evaluating again; a run resumed from a
-    checkpoint written before the file existed has no untrained result (None).
-    """
-    if not config.eval.before_training:
-        return None
-    path = os.path.join(workdir, "eval_before_training.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    if start_epoch > 0:
-        return None
-    before = evaluate(model, variables, query, gallery, config, mesh)
-    with open(path, "w") as f:
-        json.dump(before, f)
-    return before

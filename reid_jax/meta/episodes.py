@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from reid_jax import errors
-from reid_jax.data import samplers
+from reid_jax.data import samplers, sources
 
 
 def num_domains_of(domains: np.ndarray) -> int:
@@ -35,6 +35,30 @@ def domain_steps_per_epoch(labels: np.ndarray, domains: np.ndarray, p: int, k: i
         samplers.steps_per_epoch(labels[domains == d], p, k)
         for d in range(num_domains_of(domains))
     )
+
+
+def open_sources(
+    data_cfg: object, devices: int, min_domains: int, method: str
+) -> tuple[sources.ReidData, int, int]:
+    """The source domains of ``config.data.train``: (pictures, number of domains, steps).
+
+    Raises:
+      errors.ReidError: fewer than ``min_domains`` sources, or a domain-balanced batch
+        the devices do not divide.
+    """
+    train = sources.open_train(data_cfg)
+    d = num_domains_of(train.domains)
+    if d < min_domains:
+        raise errors.ReidError(
+            f"{method} needs {min_domains} or more source domains; config.data.train names {d}."
+        )
+    p, k = data_cfg.p, data_cfg.k
+    if (d * p * k) % devices:
+        raise errors.ReidError(
+            f"batch {d} domains x {p} x {k} is not divisible by {devices} devices."
+        )
+    steps = data_cfg.steps_per_epoch or domain_steps_per_epoch(train.labels, train.domains, p, k)
+    return train, d, steps
 
 
 def domain_pk_batches(

@@ -117,6 +117,17 @@ class M3LNet(nn.Module):
             'neck_var' (the neck input's batch statistics), 'logits' None.
         """
         f = self.trunk(x, train)["features"]
-        y, mean, var = MetaBNNeck(name="neck")(f, train, mix_stats, noise, lam)
+        y, mean, var = _Neck(name="neck")(f, train, mix_stats, noise, lam)
         return {"features": f, "neck_features": y, "neck_mean": mean, "neck_var": var,
                 "logits": None}
+
+
+class _Neck(nn.Module):
+    """Holds the MetaBN neck as ``neck/bnneck``, the path of a ``ReIDNet``'s BNNeck
+    BatchNorm, so that ``model.init_from_run`` carries a supervised run's neck over."""
+
+    @nn.compact
+    def __call__(self, *args: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """MetaBNNeck's call."""
+        return MetaBNNeck(name="bnneck")(*args)
+

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from reid_jax import errors
+from reid_jax.models import bin as bin_lib
 from reid_jax.models import resnet
 
 SKIPPED_PREFIXES = ("fc.",)
@@ -251,8 +252,46 @@ def load(path: str) -> dict[str, Any]:
     return flax.traverse_util.unflatten_dict(flat)
 
 
+def backbone_prefix(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The path of the first submodule named 'backbone' in a parameter tree.
+
+    ``ReIDNet`` / ``PartNet``: ('backbone',); M3L's ``M3LNet``: ('trunk', 'backbone').
+    """
+    queue: list[tuple[tuple[str, ...], Mapping[str, Any]]] = [((), params)]
+    while queue:
+        path, node = queue.pop(0)
+        for key, child in node.items():
+            if key == "backbone":
+                return (*path, key)
+            if isinstance(child, Mapping):
+                queue.append(((*path, key), child))
+    raise errors.ReidError("the model has no 'backbone' submodule to load weights into.")
+
+
+def _source(collection: str, rel: tuple[str, ...], loaded: Mapping) -> tuple[str, ...] | None:
+    """The converted tensor a backbone leaf takes, or None for a leaf that starts fresh.
+
+    Same name first. A BIN layer (MetaBIN) in place of a converted BatchNorm takes that
+    BatchNorm's weights and running statistics into its BN half; its IN affine and
+    its gate keep their initial values (IN identity, gate 1: the network starts as
+    the converted BatchNorm network, as MetaBIN starts from ImageNet weights).
+    """
+    source = (collection, *rel)
+    if source in loaded:
+        return source
+    if len(rel) >= 2 and rel[-2] == "BN" and (collection, *rel[:-2], rel[-1]) in loaded:
+        return (collection, *rel[:-2], rel[-1])
+    if rel[-1] == bin_lib.GATE_NAME or (len(rel) >= 2 and rel[-2] == "IN" and (
+            "params", *rel[:-2], "scale") in loaded):
+        return None
+    if len(rel) > 1 and NEW_MODULES.match(rel[0]):
+        return None
+    raise KeyError(source)
+
+
 def load_into(
-    path: str, params: Mapping[str, Any], batch_stats: Mapping[str, Any], prefix: str = "backbone"
+    path: str, params: Mapping[str, Any], batch_stats: Mapping[str, Any],
+    prefix: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Replaces the backbone of initialised model variables by converted weights.
 
@@ -260,42 +299,47 @@ def load_into(
         path: directory written by `save` / `import_torch`.
         params: the model's params (e.g. of a `ReIDNet`); not modified.
         batch_stats: the model's batch_stats; not modified.
-        prefix: the backbone's submodule name.
+        prefix: the backbone's path in the tree; None finds it (`backbone_prefix`).
 
     Returns:
         (params, batch_stats) with every backbone leaf taken from the file, except
-        modules the file cannot hold (`NEW_MODULES`, AGW's non-local blocks), which
-        keep their initial values; heads are untouched.
+        modules the file cannot hold, which keep their initial values: AGW's non-local
+        blocks (`NEW_MODULES`) and, where the model has BIN layers and the file plain
+        BatchNorms, BIN's IN affine and gates (`_source`); heads are untouched.
 
     Raises:
         errors.ReidError: on a leaf missing from the file, a shape mismatch, or a
             converted tensor the model has no place for.
     """
     loaded = flax.traverse_util.flatten_dict(load(path))
+    prefix = tuple(prefix) if prefix is not None else backbone_prefix(params)
     out = {
         "params": flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(params))),
         "batch_stats": flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(batch_stats))),
     }
+    used = set()
     for collection, flat in out.items():
         for key, value in flat.items():
-            if key[0] != prefix:
+            if key[:len(prefix)] != prefix:
                 continue
-            source = (collection, *key[1:])
-            if source not in loaded:
-                if NEW_MODULES.match(key[1]):
-                    continue
+            rel = key[len(prefix):]
+            try:
+                source = _source(collection, rel, loaded)
+            except KeyError:
                 raise errors.ReidError(
-                    f"{path} has no {_fmt(source)} for the model's {collection}/{_fmt(key)}; "
-                    "was it converted for the same backbone and norm?"
-                )
+                    f"{path} has no {_fmt((collection, *rel))} for the model's "
+                    f"{collection}/{_fmt(key)}; was it converted for the same backbone and norm?"
+                ) from None
+            if source is None:
+                continue
             if tuple(loaded[source].shape) != tuple(value.shape):
                 raise errors.ReidError(
                     f"{path}: {_fmt(source)} has shape {tuple(loaded[source].shape)}, the "
                     f"model expects {tuple(value.shape)} (backbone, width or norm differ?)"
                 )
             flat[key] = jnp.asarray(loaded[source], value.dtype)
-    known = {(c, *k[1:]) for c, flat in out.items() for k in flat if k[0] == prefix}
-    extra = sorted(set(loaded) - known)
+            used.add(source)
+    extra = sorted(set(loaded) - used)
     if extra:
         raise errors.ReidError(
             f"{path} holds {len(extra)} tensors the model has no place for, first "

@@ -202,26 +202,30 @@ class ReIDNet(nn.Module):
 MODELS: dict[str, type[nn.Module]] = {"reid_net": ReIDNet, "part_net": parts.PartNet}
 
 
-def build_model(model_config: Mapping[str, Any]) -> nn.Module:
+def build_model(model_config: Mapping[str, Any], num_classes: int = 0) -> nn.Module:
     """Builds a model from a config.
 
     Args:
-        model_config: ConfigDict or mapping with `name` (a key of `MODELS`, default
-            'reid_net') and any fields of that model class; other keys (e.g.
-            'init_from') are ignored. `dtype` may be a string such as 'bfloat16'.
+        model_config: config.model (or a mapping) with `name` (a key of `MODELS`) and
+            any fields of that model class; keys that are not fields of the class
+            (`init_from`, the other model's fields) are not read. `dtype` may be a
+            string such as 'bfloat16'; an empty `stage_sizes` means the backbone's.
+        num_classes: classifier rows (identities); 0 for none.
 
     Returns:
         The unbound Flax module.
     """
-    name = model_config.get("name", "reid_net")
+    name = model_config["name"] if "name" in model_config else "reid_net"
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {list(MODELS)}")
     cls = MODELS[name]
     # `name` and `parent` are Linen bookkeeping fields, not architecture.
     fields = {f.name for f in dataclasses.fields(cls)} - {"name", "parent"}
     kwargs = {key: model_config[key] for key in model_config.keys() if key in fields}
+    kwargs["num_classes"] = num_classes
     if isinstance(kwargs.get("dtype"), str):
         kwargs["dtype"] = jnp.dtype(kwargs["dtype"])
-    if kwargs.get("stage_sizes") is not None:
-        kwargs["stage_sizes"] = tuple(kwargs["stage_sizes"])
+    for key in ("stage_sizes", "ianet_stages"):
+        if key in kwargs:
+            kwargs[key] = tuple(kwargs[key]) or (None if key == "stage_sizes" else ())
     return cls(**kwargs)

@@ -29,7 +29,6 @@ meta-train domains); the meta-test and memory forwards leave them alone.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -41,18 +40,34 @@ import ml_collections
 import numpy as np
 import optax
 
-from reid_jax import checkpoint, errors, reporting, sharding
+from reid_jax import errors, sharding
+from reid_jax.config_schema import Key
 from reid_jax.data import augment
-from reid_jax.evaluation import embed, retrieval
+from reid_jax.evaluation import embed
 from reid_jax.losses import meta as meta_losses
 from reid_jax.losses import metric
 from reid_jax.meta import episodes, inner, metabn
 from reid_jax.meta import memory as memory_lib
-from reid_jax.train import domain_loop, optim, supervised
+from reid_jax.models import zoo
+from reid_jax.train import init, loop, optim
 from reid_jax.train import state as state_lib
 
 # (params, images, **metabn kwargs) -> (outputs, new batch_stats), training mode.
 ApplyFn = Callable[..., tuple[dict, Any]]
+
+CONFIG = {
+    "meta": {
+        "temperature": Key(0.05, "Memory softmax temperature tau.", low=1e-6),
+        "memory_momentum": Key(0.2, "Weight of the old memory entry.", low=0.0, high=1.0),
+        "triplet_margin": Key(0.3, "Triplet margin.", low=0.0),
+        "inner_solver": Key("adam", "Inner step: the official one-step Adam, or the paper's "
+                            "SGD equation.", choices=tuple(inner.SOLVERS)),
+        "inner_lr_factor": Key(1.0, "Inner lr = this x the current lr.", low=0.0),
+        "first_order": Key(False, "Treat the inner gradient as a constant."),
+        "mix_with_std": Key(True, "MetaBN samples with the std (False: the official "
+                            "variance-as-std)."),
+    },
+}
 
 
 @flax.struct.dataclass
@@ -60,28 +75,32 @@ class M3LState:
     """TrainState plus the class memories of every source domain.
 
     Attributes:
-      step, params, batch_stats, opt_state, nonfinite_step: as ``state.TrainState``.
+      train: the common TrainState.
       memory: [num_classes, C] L2-normalised class centroids (all domains).
     """
 
-    step: jax.Array
-    params: Any
-    batch_stats: Any
-    opt_state: Any
+    train: state_lib.TrainState
     memory: jax.Array
-    nonfinite_step: jax.Array
 
 
-# ----------------------------------------------------------------------------- model
+def validate(config: ml_collections.ConfigDict) -> None:
+    """M3L's rules: its own MetaBN neck, whole-batch BatchNorm."""
+    if config.model.name != "reid_net" or config.model.head != "global":
+        raise errors.ReidError("M3L's network is a global-feature trunk: model.name='reid_net', "
+                               "model.head='global'.")
+    if config.train.bn_group_size:
+        raise errors.ReidError("config.train.bn_group_size is not supported by M3L; set 0.")
+    if len(init.init_runs(config)) > 1:
+        raise errors.ReidError("config.model.init_from_run names one earlier run here.")
+
+
 def build_model(config: ml_collections.ConfigDict) -> nn.Module:
     """The configured trunk (no neck, no classifier) under a MetaBN neck."""
-    c = config.copy_and_resolve_references()
-    c.model.neck = "none"
-    trunk = supervised.build_model(c, 0)
-    return metabn.M3LNet(trunk=trunk)
+    trunk_cfg = config.model.copy_and_resolve_references()
+    trunk_cfg.neck = "none"
+    return metabn.M3LNet(trunk=zoo.build_model(trunk_cfg, 0))
 
 
-# ----------------------------------------------------------------------------- losses
 def domain_loss(
     out: dict, labels: jax.Array, domain: jax.Array, memory: jax.Array,
     class_domains: jax.Array, cfg: ml_collections.ConfigDict,
@@ -168,7 +187,6 @@ def meta_objective(
     return l_mtr + l_mte, {"batch_stats": aux["batch_stats"], "metrics": metrics, "mix": mix}
 
 
-# ----------------------------------------------------------------------------- step
 def make_train_step(
     model: nn.Module,
     tx: optax.GradientTransformation,
@@ -184,13 +202,13 @@ def make_train_step(
     cls_dom = jnp.asarray(class_domains)
 
     def train_step(state: M3LState, batch: dict, rng: jax.Array) -> tuple[M3LState, dict]:
-        rng = jax.random.fold_in(rng, state.step)
-        k_aug, k_split, k_lam, k_noise = jax.random.split(rng, 4)
+        st = state.train
+        k_aug, k_split, k_lam, k_noise = jax.random.split(jax.random.fold_in(rng, st.step), 4)
         images = augment.augment_batch(k_aug, batch["image"], aug_cfg)
         labels = batch["label"]
 
         def apply_fn(params: Any, x: jax.Array, **mix: Any) -> tuple[dict, Any]:
-            out, new = model.apply({"params": params["model"], "batch_stats": state.batch_stats},
+            out, new = model.apply({"params": params["model"], "batch_stats": st.batch_stats},
                                    x, train=True, mutable=["batch_stats"], **mix)
             return out, new["batch_stats"]
 
@@ -202,32 +220,22 @@ def make_train_step(
         dim = state.memory.shape[1]
         noise = jax.random.normal(k_noise, (num_domains - 1, mte[1].shape[0], dim))
         lam = jax.random.beta(k_lam, metabn.MIX_BETA, metabn.MIX_BETA)
-        lr = lr_fn(state.step)
+        lr = lr_fn(st.step)
 
         # --- meta-optimisation: grad of L_mtr(theta) + L_mte(theta'(theta))
         (loss, aux), grads = jax.value_and_grad(meta_objective, has_aux=True)(
-            state.params, apply_fn, state.memory, cls_dom, mtr, mte, lr * mcfg.inner_lr_factor,
+            st.params, apply_fn, state.memory, cls_dom, mtr, mte, lr * mcfg.inner_lr_factor,
             noise, lam, mcfg,
         )
-        updates, new_opt = tx.update(grads, state.opt_state, state.params)
-        new_params = optax.apply_updates(state.params, updates)
+        new_train, ok = st.apply_gradients(tx, grads, loss, aux["batch_stats"])
 
         # --- memories: no-grad forward of the updated model, each domain on its own
-        feats = memory_features(model, new_params, state.batch_stats, images, num_domains)
+        feats = memory_features(model, new_train.params, st.batch_stats, images, num_domains)
         new_memory = memory_lib.update(state.memory, feats, labels, mcfg.memory_momentum)
-
-        ok = jnp.isfinite(loss)
-        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)  # noqa: E731
-        new_state = state.replace(
-            step=state.step + 1,
-            params=keep(new_params, state.params),
-            batch_stats=keep(aux["batch_stats"], state.batch_stats),
-            opt_state=keep(new_opt, state.opt_state),
-            memory=keep(new_memory, state.memory),
-            nonfinite_step=state_lib.first_nonfinite(state.nonfinite_step, state.step, ok),
-        )
-        metrics = {"loss": loss, "lr": lr, **aux["metrics"]}
-        return new_state, metrics
+        metrics = {"loss": loss, "lr": lr, "grad_norm": state_lib.grad_norm(grads),
+                   **aux["metrics"]}
+        return state.replace(train=new_train,
+                             memory=state_lib.keep_if(ok, new_memory, state.memory)), metrics
 
     return sharding.jit_train_step(train_step, mesh)
 
@@ -247,110 +255,43 @@ def memory_features(
     return jax.lax.stop_gradient(feats.reshape((-1, feats.shape[-1])))
 
 
-# ----------------------------------------------------------------------------- state
-def create_state(
-    config: ml_collections.ConfigDict, num_classes: int, steps_per_epoch: int, mesh: jax.sharding.Mesh
-) -> tuple[nn.Module, M3LState, optax.GradientTransformation, optax.Schedule]:
-    """Model, replicated state with a zero memory, transform and schedule."""
-    model = build_model(config)
-    x = jnp.zeros((1, config.data.height, config.data.width, 3), jnp.float32)
-    variables = jax.jit(lambda k: model.init(k, x, train=False))(jax.random.key(config.seed))
-    params = {"model": variables["params"]}
-    dim = jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)["features"].shape[-1]
-    tx, lr_fn = optim.make_optimizer(config.optim, params, steps_per_epoch, config.train.num_epochs)
-    state = M3LState(
-        step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables["batch_stats"],
-        opt_state=tx.init(params), memory=jnp.zeros((num_classes, dim), jnp.float32),
-        nonfinite_step=jnp.full((), -1, jnp.int32),
-    )
-    return model, sharding.replicate(state, mesh), tx, lr_fn
-
-
-def init_memory(
-    model: nn.Module, state: M3LState, train: Any, config: ml_collections.ConfigDict,
-    mesh: jax.sharding.Mesh,
-) -> M3LState:
-    """Fills the memory with the normalised class means of the current model's features
-    (evaluation mode, as the official code's initial feature extraction)."""
-    fn = embed.make_embed_fn(model, mesh, "neck_features", flip=False)
-    feats = embed.extract_features(
-        fn, eval_variables(state), train, mesh, config.eval.batch_size, config.data.height,
-        config.data.width, config.data.num_threads, desc="memory init",
-        progress=config.train.progress,
-    )
-    mem = memory_lib.init_from_features(feats, train.labels, train.num_classes)
-    return state.replace(memory=sharding.replicate(jnp.asarray(mem), mesh))
-
-
-def eval_variables(state: M3LState) -> dict:
-    """The variables that ``model.apply`` takes."""
-    return {"params": state.params["model"], "batch_stats": state.batch_stats}
-
-
-# ----------------------------------------------------------------------------- main loop
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains M3L (resuming from ``workdir`` if it holds a checkpoint), then evaluates.
-
-    Returns:
-      {'before', 'after', 'paths', 'state', 'train_seconds', 'epochs_done'}.
-    """
-    # --- setup
-    os.makedirs(workdir, exist_ok=True)
-    mesh = sharding.make_mesh(config.num_devices)
-    reporting.write_config(config, workdir)
-    writer = reporting.MetricWriter(workdir)
-
-    # --- data
-    train, query, gallery = supervised.open_splits(config)
-    num_domains = episodes.num_domains_of(train.domains)
-    if num_domains < 2:
-        raise errors.ReidError(f"M3L needs several source domains; config.data.train names {num_domains}.")
-    p, k = config.data.p, config.data.k
-    if (num_domains * p * k) % mesh.size:
-        raise errors.ReidError(
-            f"batch {num_domains} domains x {p} x {k} is not divisible by {mesh.size} devices."
-        )
-    steps = config.data.steps_per_epoch or episodes.domain_steps_per_epoch(
-        train.labels, train.domains, p, k
-    )
+def build(ctx: loop.Context) -> loop.Trainer:
+    """The M3L trainer for ``ctx.config``."""
+    config, mesh = ctx.config, ctx.mesh
+    train, num_domains, steps = episodes.open_sources(config.data, mesh.size, 2, "M3L")
     cls_dom = memory_lib.class_domains(train.labels, train.domains, train.num_classes)
+    model = build_model(config)
+    net, stats = init.model_variables(model, config, jax.random.key(config.seed),
+                                      load=not ctx.for_eval)
+    params = {"model": net}
+    x = jax.ShapeDtypeStruct((1, config.data.height, config.data.width, 3), jnp.float32)
+    dim = jax.eval_shape(lambda v, x: model.apply(v, x, train=False),
+                         {"params": net, "batch_stats": stats}, x)["features"].shape[-1]
+    tx, lr_fn = optim.make_optimizer(config.optim, params, steps, config.train.num_epochs)
+    state = M3LState(state_lib.TrainState.create(params, stats, tx.init(params)),
+                     jnp.zeros((train.num_classes, dim), jnp.float32))
+    d = config.data
 
-    # --- model and state
-    model, state, tx, lr_fn = create_state(config, train.num_classes, steps, mesh)
-    train_step = make_train_step(model, tx, lr_fn, config, mesh, num_domains, cls_dom)
+    def start(st: M3LState) -> M3LState:
+        """Memories from the normalised class means of the initial model's features
+        (evaluation mode, as the official code's initial feature extraction)."""
+        fn = embed.make_embed_fn(model, mesh, "neck_features", flip=False)
+        feats = embed.extract_features(
+            fn, state_lib.eval_variables(st), train, mesh, config.eval.batch_size, d.height,
+            d.width, d.num_threads, desc="memory init", progress=config.train.progress,
+        )
+        mem = memory_lib.init_from_features(feats, train.labels, train.num_classes)
+        return st.replace(memory=sharding.replicate(jnp.asarray(mem), mesh))
 
-    # --- checkpoint (the memory is part of the state)
-    mngr = checkpoint.manager(workdir)
-    start_epoch = 0
-    restored = checkpoint.restore_latest(mngr, state, config)
-    if restored is not None:
-        state, meta = restored
-        start_epoch = int(meta["epoch"])
-        print(f"resumed from {mngr.directory} at epoch {start_epoch} (step {int(state.step)})")
-    else:
-        state = init_memory(model, state, train, config, mesh)
-    paths = reporting.run_paths(workdir, writer, mngr.directory)
+    def prepare_epoch(st: M3LState, epoch: int) -> loop.Epoch:
+        return loop.Epoch(st, train, episodes.domain_pk_batches(
+            train.labels, train.camera_ids, train.domains, d.p, d.k, config.seed, epoch, steps))
 
-    # --- loop
-    state, train_seconds, stop_at = domain_loop.train_domain_epochs(
-        train_step, state, train, config, mesh, writer, mngr, start_epoch, steps
+    return loop.Trainer(
+        model=model,
+        state=sharding.replicate(state, mesh),
+        train_step=make_train_step(model, tx, lr_fn, config, mesh, num_domains, cls_dom),
+        prepare_epoch=prepare_epoch,
+        eval_variables=state_lib.eval_variables,
+        start=start,
     )
-
-    # --- evaluation on the unseen target
-    picture = os.path.join(workdir, "ranked_list.png")
-    after = retrieval.evaluate(model, eval_variables(state), query, gallery, config, mesh, picture)
-    writer.write(int(state.step), after, prefix="eval/")
-    writer.close()
-    paths["ranked_list"] = picture
-    return {"before": None, "after": after, "paths": paths, "state": state,
-            "train_seconds": train_seconds, "epochs_done": stop_at}
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """``--mode=eval``: restores the newest checkpoint in ``workdir`` and evaluates it."""
-    mesh = sharding.make_mesh(config.num_devices)
-    train, query, gallery = supervised.open_splits(config)
-    model, state, _, _ = create_state(config, train.num_classes, 1, mesh)
-    state = checkpoint.restore_for_eval(workdir, state, config)
-    after = retrieval.evaluate(model, eval_variables(state), query, gallery, config, mesh)
-    return {"before": None, "after": after, "paths": {"workdir": workdir}}

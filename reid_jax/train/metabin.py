@@ -7,49 +7,84 @@ Constants as in REFERENCE.md (domain-generalization section) and the official co
 Each iteration, on one domain-balanced batch (every source domain gives a P x K block,
 see ``reid_jax.meta.episodes``):
 
-1. Base step: CE + triplet on all source domains, through the BIN network, updating every
-   parameter except the BIN gates (optimizer ``tx_base`` over the non-gate tree).
-   BatchNorm running statistics are updated here, and only here.
+1. Base step: the supervised objective (``config.loss``: CE + triplet) on all source
+   domains through the BIN network, updating every parameter except the BIN gates
+   (optimizer ``tx_base`` over the non-gate tree). BatchNorm running statistics are
+   updated here, and only here.
 2. Meta step (only the gates are meta-learned): the source domains are split at random
    into meta-train and meta-test (index arrays drawn in the step, not Python branches);
    meta-train loss L_mtr(g) = inter-domain soft-margin triplet + triplet (margin 0.3) +
    SCT on the meta-train domains; inner update g' = clamp(g - a_t * dL_mtr/dg, 0, 1) with
-   a cyclic a_t in [0.001, 0.1]; meta-test loss L_mte = triplet on the meta-test domains
-   through g'; the gates take an SGD step (no momentum, no weight decay, lr = 10 x base lr)
-   on d L_mte(g'(g)) / dg -- the exact second-order gradient through the inner step --
-   and are clamped to [0, 1]. BatchNorm uses batch statistics in the meta step but the
-   running statistics it would produce are dropped (frozen).
+   a cyclic a_t; meta-test loss L_mte = triplet on the meta-test domains through g';
+   the gates take an SGD step (no momentum, no weight decay, lr = 10 x base lr) on
+   d L_mte(g'(g)) / dg and are clamped to [0, 1]. BatchNorm uses batch statistics in the
+   meta step but the running statistics it would produce are dropped (frozen).
 
-Deviation, said plainly: the official code draws separate mini-batches for the base and
-the meta steps; here both use the same (augmented) batch, which halves the data loading.
 With ``meta.enabled=False`` the trainer runs the base step alone (the baseline without
 meta-learning, on the same domain-balanced batches).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
 
-from reid_jax import checkpoint, errors, reporting, sharding
+from reid_jax import errors, sharding
+from reid_jax.config_schema import Key
 from reid_jax.data import augment
-from reid_jax.evaluation import retrieval
 from reid_jax.losses import meta as meta_losses
-from reid_jax.losses import metric
+from reid_jax.losses import metric, objective
 from reid_jax.meta import episodes, inner
 from reid_jax.models import bin as bin_lib
-from reid_jax.train import domain_loop, optim, supervised
+from reid_jax.models import zoo
+from reid_jax.train import init, loop, optim
 from reid_jax.train import state as state_lib
 
 # Apply in training mode: (params, batch_stats, images) -> (outputs, new batch_stats).
 ApplyFn = Callable[[Any, Any, jax.Array], tuple[dict, Any]]
+
+CONFIG = {
+    "loss": objective.CONFIG,
+    "meta": {
+        "enabled": Key(True, "Meta-learn the BIN gates (False: the base step alone)."),
+        "num_meta_test": Key(2, "Source domains drawn as meta-test each iteration "
+                             "(5 sources -> 3 / 2).", low=1),
+        "inner_lr_low": Key(0.001, "Smallest inner (gate) learning rate.", low=0.0),
+        "inner_lr_high": Key(0.1, "Largest inner (gate) learning rate.", low=0.0),
+        "inner_cycles_per_epoch": Key(4.0, "Cycles of the inner learning rate per epoch.",
+                                      low=1e-6),
+        "gate_lr_factor": Key(10.0, "Gate SGD learning rate = this x the base lr.", low=0.0),
+        "triplet_margin": Key(0.3, "Margin of the meta-train and meta-test triplets.", low=0.0),
+        "inter_weight": Key(1.0, "Weight of the inter-domain triplet in L_mtr.", low=0.0),
+        "triplet_weight": Key(1.0, "Weight of the triplet in L_mtr.", low=0.0),
+        "sct_weight": Key(1.0, "Weight of the SCT loss in L_mtr.", low=0.0),
+        "mte_weight": Key(1.0, "Weight of L_mte in the gates' objective.", low=0.0),
+        "outer_with_mtr": Key(False, "Gates follow L_mte(g') + L_mtr(g) (META.LOSS.COMBINED)."),
+        "first_order": Key(False, "Treat the inner gradient as a constant."),
+    },
+}
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """MetaBIN's rules: BIN layers to meta-learn, no center loss, whole-batch BatchNorm."""
+    if config.loss.center_weight > 0:
+        raise errors.ReidError(
+            "config.loss.center_weight > 0: the MetaBIN trainer has no center loss; set it to 0."
+        )
+    if config.meta.enabled and config.model.norm != "bin":
+        raise errors.ReidError(
+            f"config.model.norm = {config.model.norm!r}: MetaBIN meta-learns BIN gates; set "
+            "model.norm='bin' (or meta.enabled=False for the baseline)."
+        )
+    if config.train.bn_group_size:
+        raise errors.ReidError("config.train.bn_group_size is not supported by MetaBIN; set 0.")
+    if config.loss.lsro or len(init.init_runs(config)) > 1:
+        raise errors.ReidError("MetaBIN takes no LSRO and one config.model.init_from_run.")
 
 
 def is_gate(path: tuple[str, ...]) -> bool:
@@ -57,7 +92,6 @@ def is_gate(path: tuple[str, ...]) -> bool:
     return path[-1] == bin_lib.GATE_NAME
 
 
-# ----------------------------------------------------------------------------- losses
 def meta_train_loss(
     out: dict, labels: jax.Array, domains: jax.Array, num_domains: int, cfg: ml_collections.ConfigDict
 ) -> tuple[jax.Array, dict]:
@@ -119,9 +153,8 @@ def meta_objective(
     return outer, {**aux, "mtr_loss": l_mtr, "mte_loss": l_mte}
 
 
-# ----------------------------------------------------------------------------- step
 def make_train_step(
-    model: nn.Module,
+    model: Any,
     tx_base: optax.GradientTransformation,
     tx_gate: optax.GradientTransformation,
     lr_fn: optax.Schedule,
@@ -132,7 +165,7 @@ def make_train_step(
 ) -> Any:
     """The jitted MetaBIN ``train_step(state, batch, rng) -> (state, metrics)`` over ``mesh``.
 
-    ``state.params`` is {'model': ...}; ``state.opt_state`` is {'base': ..., 'gate': ...}.
+    ``state.train.params`` is {'model': ...}; its opt_state is {'base': ..., 'gate': ...}.
     """
     aug_cfg = config.aug.to_dict()
     mcfg = config.meta
@@ -145,65 +178,58 @@ def make_train_step(
         )
         return out, new_vars["batch_stats"]
 
-    def train_step(
-        state: state_lib.TrainState, batch: dict, rng: jax.Array
-    ) -> tuple[state_lib.TrainState, dict]:
-        rng = jax.random.fold_in(rng, state.step)
-        k_aug, k_split = jax.random.split(rng)
+    def train_step(state: state_lib.State, batch: dict, rng: jax.Array) -> tuple[Any, dict]:
+        st = state.train
+        k_aug, k_split = jax.random.split(jax.random.fold_in(rng, st.step))
         images = augment.augment_batch(k_aug, batch["image"], aug_cfg)
         labels, domains = batch["label"], batch["domain"]
-        gates, rest = inner.partition(state.params, is_gate)
+        gates, rest = inner.partition(st.params, is_gate)
 
         # --- base step: every non-gate parameter, BN running statistics updated.
         def base_loss(rest_p: dict) -> tuple[jax.Array, tuple[dict, Any, dict]]:
-            out, stats = apply_fn(inner.merge(rest_p, gates), state.batch_stats, images)
-            terms = supervised.loss_terms(out, labels, None, config.loss)
+            out, stats = apply_fn(inner.merge(rest_p, gates), st.batch_stats, images)
+            terms = objective.loss_terms(out, labels, None, config.loss)
             return terms["loss"], (terms, stats, out)
 
         (loss, (terms, new_stats, out)), grads = jax.value_and_grad(base_loss, has_aux=True)(rest)
-        updates, base_opt = tx_base.update(grads, state.opt_state["base"], rest)
+        updates, base_opt = tx_base.update(grads, st.opt_state["base"], rest)
         new_rest = optax.apply_updates(rest, updates)
-        metrics = dict(terms)
+        metrics = dict(terms, lr=lr_fn(st.step), grad_norm=state_lib.grad_norm(grads))
         metrics["train_acc"] = jnp.mean(jnp.argmax(out["logits"], -1) == labels)
-        metrics["lr"] = lr_fn(state.step)
         ok = jnp.isfinite(loss)
 
         # --- meta step: gates only, BN running statistics frozen.
-        new_gates, gate_opt = gates, state.opt_state["gate"]
+        new_gates, gate_opt = gates, st.opt_state["gate"]
         if mcfg.enabled:
             mtr_idx, mte_idx = episodes.split_domains(k_split, num_domains, mcfg.num_meta_test)
             take = lambda x, idx: episodes.take_domains(x, idx, num_domains)  # noqa: E731
             mtr = (take(images, mtr_idx), take(labels, mtr_idx), take(domains, mtr_idx))
             mte = (take(images, mte_idx), take(labels, mte_idx))
-            lr_inner = inner.cyclic_lr(state.step, mcfg.inner_lr_low, mcfg.inner_lr_high, period)
+            lr_inner = inner.cyclic_lr(st.step, mcfg.inner_lr_low, mcfg.inner_lr_high, period)
             (outer, aux), g_grads = jax.value_and_grad(meta_objective, has_aux=True)(
                 gates, new_rest, apply_fn, new_stats, mtr, mte, lr_inner, num_domains, mcfg
             )
-            g_updates, gate_opt = tx_gate.update(g_grads, state.opt_state["gate"], gates)
+            g_updates, gate_opt = tx_gate.update(g_grads, st.opt_state["gate"], gates)
             new_gates = bin_lib.clamp_gates(optax.apply_updates(gates, g_updates))
-            metrics.update(aux)
-            metrics["meta_loss"] = outer
-            metrics["lr_inner"] = lr_inner
+            metrics.update(aux, meta_loss=outer, lr_inner=lr_inner)
             ok = ok & jnp.isfinite(outer)
         if jax.tree.leaves(new_gates):
             flat = jnp.concatenate([g.ravel() for g in jax.tree.leaves(new_gates)])
             metrics["gate_mean"] = jnp.mean(flat)
 
         # A non-finite loss skips the whole update and records the step.
-        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)  # noqa: E731
-        new_state = state.replace(
-            step=state.step + 1,
-            params=keep(inner.merge(new_rest, new_gates), state.params),
-            batch_stats=keep(new_stats, state.batch_stats),
-            opt_state=keep({"base": base_opt, "gate": gate_opt}, state.opt_state),
-            nonfinite_step=state_lib.first_nonfinite(state.nonfinite_step, state.step, ok),
+        new_train = st.replace(
+            step=st.step + 1,
+            params=state_lib.keep_if(ok, inner.merge(new_rest, new_gates), st.params),
+            batch_stats=state_lib.keep_if(ok, new_stats, st.batch_stats),
+            opt_state=state_lib.keep_if(ok, {"base": base_opt, "gate": gate_opt}, st.opt_state),
+            nonfinite_step=jnp.where(ok | (st.nonfinite_step >= 0), st.nonfinite_step, st.step),
         )
-        return new_state, metrics
+        return state.replace(train=new_train), metrics
 
     return sharding.jit_train_step(train_step, mesh)
 
 
-# ----------------------------------------------------------------------------- state
 def make_optimizers(
     config: ml_collections.ConfigDict, params: dict, steps_per_epoch: int
 ) -> tuple[optax.GradientTransformation, optax.GradientTransformation, optax.Schedule]:
@@ -222,94 +248,30 @@ def make_optimizers(
     return tx_base, tx_gate, lr_fn
 
 
-def create_state(
-    config: ml_collections.ConfigDict, num_classes: int, steps_per_epoch: int, mesh: jax.sharding.Mesh
-) -> tuple[nn.Module, state_lib.TrainState, tuple, optax.Schedule]:
-    """Model, replicated initial state, (tx_base, tx_gate) and the base schedule."""
-    if config.loss.center_weight > 0:
-        raise errors.ReidError("the MetaBIN trainer has no center loss; set loss.center_weight=0.")
-    model = supervised.build_model(config, num_classes)
-    params, batch_stats = supervised.init_variables(
-        model, config, num_classes, jax.random.key(config.seed)
-    )
-    if config.meta.enabled and config.model.norm != "bin":
-        raise errors.ReidError("MetaBIN meta-learns BIN gates: set model.norm='bin'.")
-    tx_base, tx_gate, lr_fn = make_optimizers(config, params, steps_per_epoch)
+def build(ctx: loop.Context) -> loop.Trainer:
+    """The MetaBIN trainer for ``ctx.config``."""
+    config, mesh = ctx.config, ctx.mesh
+    min_domains = 2 if config.meta.enabled else 1
+    train, num_domains, steps = episodes.open_sources(config.data, mesh.size, min_domains, "MetaBIN")
+    model = zoo.build_model(config.model, train.num_classes)
+    net, stats = init.model_variables(model, config, jax.random.key(config.seed),
+                                      load=not ctx.for_eval)
+    params = {"model": net}
+    tx_base, tx_gate, lr_fn = make_optimizers(config, params, steps)
     gates, rest = inner.partition(params, is_gate)
     opt_state = {"base": tx_base.init(rest), "gate": tx_gate.init(gates)}
-    state = state_lib.TrainState.create(params, batch_stats, opt_state)
-    return model, sharding.replicate(state, mesh), (tx_base, tx_gate), lr_fn
+    state = state_lib.State(state_lib.TrainState.create(params, stats, opt_state))
+    d = config.data
 
+    def prepare_epoch(st: state_lib.State, epoch: int) -> loop.Epoch:
+        return loop.Epoch(st, train, episodes.domain_pk_batches(
+            train.labels, train.camera_ids, train.domains, d.p, d.k, config.seed, epoch, steps))
 
-# ----------------------------------------------------------------------------- main loop
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains MetaBIN (resuming from ``workdir`` if it holds a checkpoint), then evaluates.
-
-    Returns:
-      {'before', 'after', 'paths', 'state', 'train_seconds', 'epochs_done'} as the
-      supervised trainer.
-    """
-    # --- setup
-    os.makedirs(workdir, exist_ok=True)
-    mesh = sharding.make_mesh(config.num_devices)
-    reporting.write_config(config, workdir)
-    writer = reporting.MetricWriter(workdir)
-
-    # --- data: one domain-balanced P x K block per source domain per batch
-    train, query, gallery = supervised.open_splits(config)
-    num_domains = episodes.num_domains_of(train.domains)
-    if config.meta.enabled and num_domains < 2:
-        raise errors.ReidError(
-            f"MetaBIN needs several source domains; config.data.train names {num_domains}."
-        )
-    p, k = config.data.p, config.data.k
-    if (num_domains * p * k) % mesh.size:
-        raise errors.ReidError(
-            f"batch {num_domains} domains x {p} x {k} is not divisible by {mesh.size} devices."
-        )
-    steps = config.data.steps_per_epoch or episodes.domain_steps_per_epoch(
-        train.labels, train.domains, p, k
+    return loop.Trainer(
+        model=model,
+        state=sharding.replicate(state, mesh),
+        train_step=make_train_step(model, tx_base, tx_gate, lr_fn, config, mesh, num_domains,
+                                   steps),
+        prepare_epoch=prepare_epoch,
+        eval_variables=state_lib.eval_variables,
     )
-
-    # --- model and state
-    model, state, (tx_base, tx_gate), lr_fn = create_state(config, train.num_classes, steps, mesh)
-    train_step = make_train_step(model, tx_base, tx_gate, lr_fn, config, mesh, num_domains, steps)
-
-    # --- checkpoint
-    mngr = checkpoint.manager(workdir)
-    start_epoch = 0
-    restored = checkpoint.restore_latest(mngr, state, config)
-    if restored is not None:
-        state, meta = restored
-        start_epoch = int(meta["epoch"])
-        print(f"resumed from {mngr.directory} at epoch {start_epoch} (step {int(state.step)})")
-    paths = reporting.run_paths(workdir, writer, mngr.directory)
-
-    # --- loop
-    state, train_seconds, stop_at = domain_loop.train_domain_epochs(
-        train_step, state, train, config, mesh, writer, mngr, start_epoch, steps
-    )
-
-    # --- evaluation on the unseen target
-    picture = os.path.join(workdir, "ranked_list.png")
-    after = retrieval.evaluate(
-        model, supervised.eval_variables(state), query, gallery, config, mesh, picture
-    )
-    writer.write(int(state.step), after, prefix="eval/")
-    writer.close()
-    paths["ranked_list"] = picture
-    return {"before": None, "after": after, "paths": paths, "state": state,
-            "train_seconds": train_seconds, "epochs_done": stop_at}
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """``--mode=eval``: restores the newest checkpoint in ``workdir`` and evaluates it."""
-    mesh = sharding.make_mesh(config.num_devices)
-    train, query, gallery = supervised.open_splits(config)
-    steps = config.data.steps_per_epoch or episodes.domain_steps_per_epoch(
-        train.labels, train.domains, config.data.p, config.data.k
-    )
-    model, state, _, _ = create_state(config, train.num_classes, steps, mesh)
-    state = checkpoint.restore_for_eval(workdir, state, config)
-    after = retrieval.evaluate(model, supervised.eval_variables(state), query, gallery, config, mesh)
-    return {"before": None, "after": after, "paths": {"workdir": workdir}}

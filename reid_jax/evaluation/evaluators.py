@@ -1,0 +1,184 @@
+"""The evaluators a config declares (``config.eval.evaluators``), run by one function.
+
+``--mode=eval`` is "restore, then run the evaluators"; the end of training, the
+untrained baseline and the periodic evaluation run the same ones (big_vision style:
+evaluators from the config). An explicit dict maps names to evaluators:
+
+- ``retrieval``: ``data.query`` against ``data.gallery`` under the Market-1501 protocol
+  (CMC, mAP, mINP; junk and same-camera matches removed), with the k-reciprocal
+  re-ranked figures when ``eval.rerank`` and alpha-QE when ``eval.aqe_k``; it draws the
+  ranked-list picture.
+- ``splits``: the same on every dataset of ``eval.splits`` (the query/gallery of each
+  of the small benchmarks' 10 random splits), reported as mean and std (MetaBIN's and
+  the survey's protocol for GRID, VIPeR, PRID, iLIDS, CUHK01).
+- ``cuhk03_classic``: the single-gallery-shot CMC of CUHK03's classic protocol
+  (``eval.cuhk03_repeats`` random galleries with one picture per identity).
+- ``video``: frames embedded, pooled per tracklet (``eval.video_pooling``), then the
+  Market-style protocol on tracklets (MARS and the other video builders).
+
+Every evaluator returns a flat dict of scalars (fractions in [0, 1]); ``splits`` also
+returns its per-split rows for the printed table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+
+from reid_jax import errors
+from reid_jax.data import sources
+from reid_jax.evaluation import cuhk03, distance, retrieval, splits, video
+
+SCALARS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
+
+
+class Evaluators:
+    """The configured evaluators, with their test sets opened once per run.
+
+    Args:
+      config: the run's config (``eval`` and ``data`` sections).
+      mesh: the device mesh the features are computed on.
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
+        self.config = config
+        self.mesh = mesh
+        self._splits: dict[str, sources.ReidData] = {}
+
+    def split(self, spec: str) -> sources.ReidData:
+        """The test split named by ``spec`` ('split' or 'dataset:split'), opened once."""
+        if spec not in self._splits:
+            d = self.config.data
+            self._splits[spec] = sources.open_data(
+                sources.parse_specs(spec, d.dataset), d.data_dir, relabel=False
+            )
+        return self._splits[spec]
+
+    def __call__(
+        self, model: nn.Module, variables: Any, picture: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Runs every evaluator of ``config.eval.evaluators`` on ``variables``.
+
+        Args:
+          model: the network (``apply(variables, x, train=False)``).
+          variables: its evaluation variables.
+          picture: where the ranked-list PNG goes (retrieval evaluators), or None.
+
+        Returns:
+          {evaluator name: its results}.
+        """
+        return {
+            name: EVALUATORS[name](self, model, variables, picture)
+            for name in self.config.eval.evaluators
+        }
+
+
+def _market(
+    ev: Evaluators, model: nn.Module, variables: Any, query_spec: str, gallery_spec: str,
+    picture: str | None,
+) -> dict[str, float]:
+    query, gallery = ev.split(query_spec), ev.split(gallery_spec)
+    return retrieval.evaluate(model, variables, query, gallery, ev.config, ev.mesh, picture)
+
+
+def evaluate_retrieval(
+    ev: Evaluators, model: nn.Module, variables: Any, picture: str | None
+) -> dict[str, float]:
+    """``data.query`` against ``data.gallery`` (see the module docstring)."""
+    return _market(ev, model, variables, ev.config.data.query, ev.config.data.gallery, picture)
+
+
+def evaluate_splits(
+    ev: Evaluators, model: nn.Module, variables: Any, picture: str | None
+) -> dict[str, Any]:
+    """Every dataset of ``eval.splits``: per-split results, their mean and std."""
+    names = [n.strip() for n in ev.config.eval.splits.split(",") if n.strip()]
+    if not names:
+        raise errors.ReidError(
+            "the 'splits' evaluator needs config.eval.splits (comma-separated datasets, "
+            "e.g. grid/s0,...,grid/s9)."
+        )
+    per_split = [
+        _market(ev, model, variables, f"{n}:query", f"{n}:gallery", picture if i == 0 else None)
+        for i, n in enumerate(names)
+    ]
+    mean = splits.aggregate_splits(per_split)
+    out: dict[str, Any] = {k: v for k, v in mean.items() if not k.startswith("cmc")}
+    out["rows"] = list(zip(names, per_split))
+    return out
+
+
+def evaluate_cuhk03_classic(
+    ev: Evaluators, model: nn.Module, variables: Any, picture: str | None
+) -> dict[str, float]:
+    """CUHK03 classic single-gallery-shot CMC, full-gallery mAP / mINP."""
+    c = ev.config
+    query, gallery = ev.split(c.data.query), ev.split(c.data.gallery)
+    qf = retrieval.embed_split(model, variables, query, c, ev.mesh, "embed query")
+    gf = retrieval.embed_split(model, variables, gallery, c, ev.mesh, "embed gallery")
+    dist = distance.pairwise_distances(qf, gf, metric=c.eval.metric)
+    res = cuhk03.evaluate_cuhk03_classic(
+        dist, query.person_ids, gallery.person_ids, query.camera_ids, gallery.camera_ids,
+        max_rank=min(50, len(gallery)), num_repeats=c.eval.cuhk03_repeats, seed=c.seed,
+    )
+    return retrieval.scalars(res)
+
+
+def _tracklets(data: sources.ReidData, feats: np.ndarray, pooling: str) -> tuple[np.ndarray, ...]:
+    """(tracklet features, person ids, cameras) from frame features."""
+    if data.tracklet_ids is None or (data.tracklet_ids < 0).any():
+        raise errors.ReidError(
+            f"{data.name} has no tracklet ids: the 'video' evaluator needs a video dataset "
+            "(mars, ilids_vid, prid2011_video, dukemtmc_video, ls_vid)."
+        )
+    ids, first, index = np.unique(data.tracklet_ids, return_index=True, return_inverse=True)
+    pooled = video.pool_tracklets(feats, index, pooling)
+    return pooled, data.person_ids[first], data.camera_ids[first]
+
+
+def evaluate_video(
+    ev: Evaluators, model: nn.Module, variables: Any, picture: str | None
+) -> dict[str, float]:
+    """Tracklet-to-tracklet retrieval: frame features pooled per tracklet."""
+    c = ev.config
+    query, gallery = ev.split(c.data.query), ev.split(c.data.gallery)
+    qf = retrieval.embed_split(model, variables, query, c, ev.mesh, "embed query frames")
+    gf = retrieval.embed_split(model, variables, gallery, c, ev.mesh, "embed gallery frames")
+    qt, q_pids, q_cams = _tracklets(query, qf, c.eval.video_pooling)
+    gt, g_pids, g_cams = _tracklets(gallery, gf, c.eval.video_pooling)
+    try:
+        res = video.evaluate_video(
+            qt, gt, q_pids, g_pids, q_cams, g_cams, metric=c.eval.metric,
+            max_rank=min(50, len(gt)),
+        )
+    except ValueError as e:
+        raise errors.ReidError(f"cannot evaluate {query.name} against {gallery.name}: {e}") from e
+    return retrieval.scalars(res)
+
+
+EVALUATORS: dict[str, Callable[..., dict[str, Any]]] = {
+    "retrieval": evaluate_retrieval,
+    "splits": evaluate_splits,
+    "cuhk03_classic": evaluate_cuhk03_classic,
+    "video": evaluate_video,
+}
+
+
+def log_scalars(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """One flat dict for the metric writer: the first evaluator's scalars as they are
+    ('rank1', 'mAP', ...), the others' prefixed with their name ('splits/mAP')."""
+    out = {}
+    for i, (name, res) in enumerate(results.items()):
+        prefix = "" if i == 0 else f"{name}/"
+        out.update({prefix + k: float(v) for k, v in res.items() if np.isscalar(v)})
+    return out
+
+
+def primary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The first declared evaluator's results (the before/after table's row)."""
+    return next(iter(results.values()))

@@ -1,0 +1,278 @@
+"""The one run loop every trainer shares: epochs (or rounds), steps, logging, checks,
+checkpoints and evaluation.
+
+A trainer (one module per method, ``reid_jax/train/trainers.py``) says only what is its
+own: ``build(ctx) -> Trainer`` gives the network, the initial state, the jitted
+``train_step(state, batch, rng) -> (state, metrics)`` and ``prepare_epoch(state,
+epoch)``, which returns the epoch's batches (and, for the clustering methods, runs the
+pseudo-label round first). Everything else is written once, here:
+
+- validation of the whole config before any work (``config_schema.validate``);
+- resume from the newest checkpoint of the workdir (refused under another config);
+- the untrained model's evaluation, once per workdir (``eval.before_training``);
+- per epoch: the batches through the Grain loader, the step, training metrics with
+  images/s every ``train.log_every_steps`` (the only host syncs), the non-finite check,
+  checkpoints every ``train.checkpoint_every_epochs`` and at the end, evaluation every
+  ``eval.every_epochs``;
+- the configured evaluators at the end (``reid_jax/evaluation/evaluators.py``), with the
+  ranked-list picture; ``--mode=eval`` is :func:`evaluate`: restore, then the same
+  evaluators.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+
+from reid_jax import checkpoint, config_schema, errors, reporting, sharding
+from reid_jax.data import pipeline, sources
+from reid_jax.evaluation import evaluators
+from reid_jax.train import init
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What a trainer's ``build`` gets.
+
+    Attributes:
+      config: the validated config.
+      mesh: the device mesh.
+      for_eval: True under ``--mode=eval``: build the state's structure only (the
+        weights come from the checkpoint; ``model.init_from*`` are not read).
+    """
+
+    config: ml_collections.ConfigDict
+    mesh: jax.sharding.Mesh
+    for_eval: bool = False
+
+
+@dataclasses.dataclass
+class Epoch:
+    """One epoch's work, from a trainer's ``prepare_epoch``.
+
+    Attributes:
+      state: the state to train from (a clustering round updates memories, classifiers).
+      data: the pictures the batches index.
+      batches: [steps, batch] indices into ``data``.
+      stats: scalars logged under ``cluster/`` (pseudo-label rounds), or None.
+      summary: one line printed before the epoch, or ''.
+    """
+
+    state: Any
+    data: sources.ReidData
+    batches: np.ndarray
+    stats: dict[str, float] | None = None
+    summary: str = ""
+
+
+@dataclasses.dataclass
+class Trainer:
+    """A method, built for one run.
+
+    Attributes:
+      model: the network the evaluators apply.
+      state: the replicated initial state (its ``train`` field is the TrainState).
+      train_step: jitted ``train_step(state, batch, rng) -> (state, metrics)``.
+      prepare_epoch: ``(state, epoch) -> Epoch``.
+      eval_variables: the variables the evaluators apply, from a state.
+      start: on a fresh start only (not a resume): ``state -> state`` (M3L fills its
+        memories from the initial model).
+    """
+
+    model: nn.Module
+    state: Any
+    train_step: Callable[[Any, dict, jax.Array], tuple[Any, dict]]
+    prepare_epoch: Callable[[Any, int], Epoch]
+    eval_variables: Callable[[Any], Any]
+    start: Callable[[Any], Any] | None = None
+
+
+def build(
+    config: ml_collections.ConfigDict, for_eval: bool = False,
+    overrides: Collection[str] | None = None,
+) -> tuple[Trainer, Context]:
+    """Validates ``config`` (see ``config_schema.validate`` for ``overrides``) and builds
+    its trainer (``for_eval``: the state's structure only)."""
+    from reid_jax.train import trainers  # the trainer modules import this one
+
+    config_schema.validate(config, overrides)
+    if not for_eval:
+        init.check_paths(config)
+    ctx = Context(config, sharding.make_mesh(config.num_devices), for_eval)
+    return trainers.TRAINERS[config.trainer].build(ctx), ctx
+
+
+def host_batches(
+    trainer: Trainer, config: ml_collections.ConfigDict, state: Any, epoch: int = 0,
+    limit: int = 0,
+) -> tuple[Any, list[dict[str, np.ndarray]]]:
+    """The state after ``prepare_epoch(state, epoch)`` and that epoch's first ``limit``
+    host batches (all with 0): one step's inputs, for tests and benchmarks."""
+    ep = trainer.prepare_epoch(state, epoch)
+    rows = ep.batches[:limit] if limit else ep.batches
+    d = config.data
+    return ep.state, list(pipeline.train_loader(ep.data, rows, d.height, d.width, d.num_threads))
+
+
+def check_finite(state: Any) -> None:
+    """Raises ReidError naming the step if a loss became NaN or inf."""
+    bad = int(jax.device_get(state.train.nonfinite_step))
+    if bad >= 0:
+        raise errors.ReidError(
+            f"loss became NaN or inf at step {bad}; that update was skipped and the last "
+            "checkpoint is intact. Lower --config.optim.lr or set --config.optim.grad_clip."
+        )
+
+
+def _before_training(
+    evals: evaluators.Evaluators, trainer: Trainer, state: Any, config: ml_collections.ConfigDict,
+    workdir: str, start_epoch: int,
+) -> dict | None:
+    """The untrained model's results, computed once per workdir and kept in a JSON file."""
+    if not config.eval.before_training:
+        return None
+    path = os.path.join(workdir, "eval_before_training.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    if start_epoch > 0:
+        return None
+    results = evals(trainer.model, trainer.eval_variables(state))
+    before = {k: v for k, v in evaluators.primary(results).items() if k != "rows"}
+    with open(path, "w") as f:
+        json.dump(before, f)
+    return before
+
+
+def _run_epoch(
+    trainer: Trainer, epoch: Epoch, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+    writer: reporting.MetricWriter, rng: jax.Array, step: int, index: int,
+) -> tuple[Any, int]:
+    """The steps of one epoch; training metrics and images/s on logging steps."""
+    state = epoch.state
+    loader = pipeline.train_loader(
+        epoch.data, epoch.batches, config.data.height, config.data.width, config.data.num_threads
+    )
+    per_step = epoch.batches.shape[1]
+    t_log, s_log = time.time(), step
+    for batch in reporting.progress(loader, len(epoch.batches), f"epoch {index + 1}",
+                                    config.train.progress):
+        state, metrics = trainer.train_step(state, sharding.to_global(batch, mesh), rng)
+        step += 1  # a host counter: reading state.train.step would sync every step
+        if step % config.train.log_every_steps == 0:
+            host = jax.device_get(metrics)  # waits for this step: the rate below is real
+            now = time.time()
+            host["images_per_second"] = (step - s_log) * per_step / max(now - t_log, 1e-9)
+            t_log, s_log = now, step
+            check_finite(state)
+            writer.write(step, host, prefix="train/")
+    check_finite(state)
+    return state, step
+
+
+def train(
+    config: ml_collections.ConfigDict, workdir: str, overrides: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Trains (resuming from ``workdir`` if it holds a checkpoint), then evaluates.
+
+    Returns:
+      {'before': the untrained model's results or None, 'after': the first evaluator's
+      final results, 'evaluations': every evaluator's, 'paths', 'state',
+      'train_seconds', 'epochs_done', 'rounds': the logged per-epoch stats}.
+    """
+    trainer, ctx = build(config, for_eval=False, overrides=overrides)
+    mesh = ctx.mesh
+    os.makedirs(workdir, exist_ok=True)
+    reporting.write_config(config, workdir)
+    writer = reporting.MetricWriter(workdir)
+    evals = evaluators.Evaluators(config, mesh)
+
+    mngr = checkpoint.manager(workdir)
+    state, start_epoch = trainer.state, 0
+    restored = checkpoint.restore_latest(mngr, state, config)
+    if restored is not None:
+        state, meta = restored
+        start_epoch = int(meta["epoch"])
+        print(f"resumed from {mngr.directory} at epoch {start_epoch} "
+              f"(step {int(state.train.step)})")
+    elif trainer.start is not None:
+        state = trainer.start(state)
+    paths = reporting.run_paths(workdir, writer, mngr.directory)
+    before = _before_training(evals, trainer, state, config, workdir, start_epoch)
+    if before is not None:
+        writer.write(0, before, prefix="eval_before/")
+
+    rng = jax.random.key(config.seed + 1)
+    stop_at = min(config.train.stop_after_epochs or config.train.num_epochs,
+                  config.train.num_epochs)
+    step = int(jax.device_get(state.train.step))
+    rounds = []
+    t0 = time.time()
+    for index in range(start_epoch, stop_at):
+        epoch = trainer.prepare_epoch(state, index)
+        if epoch.stats is not None:
+            rounds.append(epoch.stats)
+            writer.write(step, epoch.stats, prefix="cluster/")
+        if epoch.summary:
+            print(epoch.summary)
+        state, step = _run_epoch(trainer, epoch, config, mesh, writer, rng, step, index)
+        done = index + 1
+        if done % config.train.checkpoint_every_epochs == 0 or done == stop_at:
+            checkpoint.save(mngr, done, state, {
+                "epoch": done, "config_fingerprint": checkpoint.fingerprint(config),
+            })
+        every = config.eval.every_epochs
+        if every and done % every == 0 and done < config.train.num_epochs:
+            res = evals(trainer.model, trainer.eval_variables(state))
+            writer.write(step, evaluators.log_scalars(res), prefix="eval/")
+            first = evaluators.primary(res)
+            print(f"epoch {done}: rank-1 {first['rank1']:.4f} mAP {first['mAP']:.4f}")
+    train_seconds = time.time() - t0
+
+    picture = os.path.join(workdir, "ranked_list.png")
+    results = evals(trainer.model, trainer.eval_variables(state), picture)
+    writer.write(step, evaluators.log_scalars(results), prefix="eval/")
+    writer.close()
+    paths["ranked_list"] = picture
+    return {
+        "before": before,
+        "after": evaluators.primary(results),
+        "evaluations": results,
+        "paths": paths,
+        "state": state,
+        "train_seconds": train_seconds,
+        "epochs_done": stop_at,
+        "rounds": rounds,
+    }
+
+
+def evaluate(
+    config: ml_collections.ConfigDict, workdir: str, overrides: Collection[str] | None = None
+) -> dict[str, Any]:
+    """``--mode=eval``: restores the newest checkpoint of ``workdir``, runs the evaluators.
+
+    Returns:
+      {'before': None, 'after', 'evaluations', 'paths', 'state'} as :func:`train`.
+    """
+    trainer, ctx = build(config, for_eval=True, overrides=overrides)
+    state = checkpoint.restore_for_eval(workdir, trainer.state, config)
+    picture = os.path.join(workdir, "ranked_list.png")
+    results = evaluators.Evaluators(config, ctx.mesh)(
+        trainer.model, trainer.eval_variables(state), picture
+    )
+    return {
+        "before": None,
+        "after": evaluators.primary(results),
+        "evaluations": results,
+        "paths": {"workdir": workdir, "ranked_list": picture},
+        "state": state,
+    }
