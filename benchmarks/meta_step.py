@@ -1,7 +1,8 @@
 r"""Cost of one meta-learning iteration relative to one plain supervised step.
 
-Same backbone (the synthetic DG config: ResNet-18 at width 32, 128x64 input), same
-domain-balanced batch (3 source domains x P x K, random pixels), one device:
+Same backbone (the synthetic DG config: ResNet-18 at width 32, 128x64 input), the same
+number of pictures per iteration (3 source domains x P x K of synthetic_persons/multidomain,
+built on first use; the supervised steps take 3P x K of the same pictures), one device:
 
   supervised      reid_jax.train.supervised step, BatchNorm backbone (CE + triplet)
   supervised_bin  the same step on the BIN backbone
@@ -25,23 +26,13 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from experiments import bot as bot_config
 from experiments import m3l as m3l_config
 from experiments import metabin as metabin_config
 from reid_jax import sharding
-from reid_jax.train import m3l, metabin, supervised
-
-
-def _batch(num_domains: int, p: int, k: int, height: int, width: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    n = num_domains * p * k
-    return {
-        "image": rng.integers(0, 256, size=(n, height, width, 3), dtype=np.uint8),
-        "label": np.repeat(np.arange(num_domains * p), k).astype(np.int32),
-        "domain": np.repeat(np.arange(num_domains), p * k).astype(np.int32),
-    }
+from reid_jax.train import loop
 
 
 def _time(step, state, batch, iters: int) -> tuple[float, float]:
@@ -78,33 +69,31 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated subset of the variants")
     args = parser.parse_args()
     d = 3
-    mesh = sharding.make_mesh(1)
-    host = _batch(d, args.p, args.k, args.height, args.height // 2)
-    batch = sharding.to_global(host, mesh)
-    num_classes = d * args.p
     results = {}
 
+    def build(c):
+        trainer, ctx = loop.build(c)
+        state = trainer.start(trainer.state) if trainer.start else trainer.state
+        state, batches = loop.host_batches(trainer, c, state, 0, 1)
+        return trainer.train_step, state, sharding.to_global(batches[0], ctx.mesh)
+
     def sup(norm: str):
-        c = _configure(metabin_config.get_config("synthetic_baseline"), args)
+        c = _configure(bot_config.get_config("synthetic"), args)
+        c.data.dataset = "synthetic_persons/multidomain"
+        c.data.train = metabin_config.SYNTHETIC_SOURCES
+        c.data.p = d * args.p  # the same number of pictures as the meta-learners' batch
         c.model.norm = norm
-        c.trainer = "supervised"
-        model, state, tx, lr_fn = supervised.create_state(c, num_classes, 100, mesh)
-        return supervised.make_train_step(model, tx, lr_fn, c, mesh), state
+        return build(c)
 
     def mbin(enabled: bool):
         c = _configure(metabin_config.get_config("synthetic"), args)
         c.meta.enabled = enabled
-        model, state, (tb, tg), lr_fn = metabin.create_state(c, num_classes, 100, mesh)
-        return metabin.make_train_step(model, tb, tg, lr_fn, c, mesh, d, 100), state
+        return build(c)
 
     def m3(first_order: bool):
         c = _configure(m3l_config.get_config("synthetic"), args)
         c.meta.first_order = first_order
-        model, state, tx, lr_fn = m3l.create_state(c, num_classes, 100, mesh)
-        mem = jax.random.normal(jax.random.key(0), state.memory.shape)
-        state = state.replace(memory=mem / jnp.linalg.norm(mem, axis=1, keepdims=True))
-        cls_dom = np.repeat(np.arange(d), args.p).astype(np.int32)
-        return m3l.make_train_step(model, tx, lr_fn, c, mesh, d, cls_dom), state
+        return build(c)
 
     variants = {
         "supervised": lambda: sup("bn"),
@@ -116,7 +105,7 @@ def main() -> None:
     }
     chosen = args.only.split(",") if args.only else list(variants)
     for name in chosen:
-        step, state = variants[name]()
+        step, state, batch = variants[name]()
         ms, compile_s = _time(step, state, batch, args.iters)
         results[name] = {"ms": ms, "compile_s": compile_s}
         print(f"{name}: {ms:.0f} ms (compile {compile_s:.0f} s)", flush=True)

@@ -1,8 +1,9 @@
 """Images/s of the jitted BoT train step (forward, backward, optimizer update, augmentation).
 
 Cases: BoT ResNet-50 at 256x128, batch 64 (16 ids x 4), float32 and bfloat16 compute, and
-ResNet-18 at the same size. Random uint8 images and labels; the step is exactly the one
-`reid_jax.main` runs. Prints a table and writes JSON.
+ResNet-18 at the same size. A P x K batch; the step is exactly the one
+`reid_jax.main` runs, on the
+built-in synthetic persons (built on first use). Prints a table and writes JSON.
 
   python benchmarks/train_throughput.py [--steps 5] [--out benchmarks/results/train_throughput.json]
 """
@@ -16,11 +17,10 @@ import platform
 import time
 
 import jax
-import numpy as np
 
 from experiments import bot
 from reid_jax import reporting, sharding
-from reid_jax.train import supervised
+from reid_jax.train import loop
 
 CASES = [
     ("BoT ResNet-50", "resnet50", "float32"),
@@ -29,28 +29,24 @@ CASES = [
 ]
 
 
-def bench(backbone: str, dtype: str, steps: int, batch: int, num_classes: int = 751) -> dict:
+def bench(backbone: str, dtype: str, steps: int, batch: int) -> dict:
+    """Times the step of bot.py:market1501's recipe (on the built-in synthetic persons)."""
     config = bot.get_config("market1501")
+    config.data.dataset = "synthetic_persons/default"  # built on first use, no download
     config.model.backbone = backbone
     config.model.dtype = dtype
-    mesh = sharding.make_mesh(0)
-    model, state, tx, lr_fn = supervised.create_state(config, num_classes, 100, mesh)
-    step = supervised.make_train_step(model, tx, lr_fn, config, mesh)
-    rng = np.random.default_rng(0)
-    p, k = config.data.p, batch // config.data.p
-    host = {
-        "image": rng.integers(0, 256, (batch, config.data.height, config.data.width, 3), dtype=np.uint8),
-        "label": np.repeat(rng.choice(num_classes, p, replace=False), k).astype(np.int32),
-    }
-    data = sharding.to_global(host, mesh)
+    config.data.k = batch // config.data.p
+    trainer, ctx = loop.build(config)
+    state, batches = loop.host_batches(trainer, config, trainer.state, 0, 1)
+    data = sharding.to_global(batches[0], ctx.mesh)
     key = jax.random.key(0)
     t0 = time.perf_counter()
-    state, metrics = step(state, data, key)
+    state, metrics = trainer.train_step(state, data, key)
     jax.block_until_ready(metrics["loss"])
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
-        state, metrics = step(state, data, key)
+        state, metrics = trainer.train_step(state, data, key)
     jax.block_until_ready(metrics["loss"])
     dt = (time.perf_counter() - t0) / steps
     return {"step_s": dt, "images_per_s": batch / dt, "first_step_s": compile_s,

@@ -53,9 +53,7 @@ def run_one(
     """Trains and evaluates one (method, seed); reuses a finished run's result file."""
     import importlib
 
-    from reid_jax.train import m3l, metabin
-
-    trainers = {"metabin": metabin.train_and_evaluate, "m3l": m3l.train_and_evaluate}
+    from reid_jax.train import loop
 
     workdir = os.path.join(out, f"{method}_s{seed}")
     done = os.path.join(workdir, "result.json")
@@ -71,7 +69,7 @@ def run_one(
     if data_dir:
         config.data.data_dir = data_dir
     t0 = time.time()
-    result = trainers[config.trainer](config, workdir)
+    result = loop.train(config, workdir)
     record = {"method": method, "seed": seed, **result["after"],
               "train_seconds": result.get("train_seconds"), "wall_seconds": time.time() - t0}
     with open(done, "w") as f:

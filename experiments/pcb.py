@@ -76,6 +76,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.train.num_epochs = 60
     if variant == "rpp":
         c.model.rpp = True
+        # The PCB run's stripe classifiers carry over too (same dataset, same identities).
+        c.model.init_from_run_classifier = True
         if published:
             c.optim.lr = 0.01
             c.optim.rpp_classifier_only_epochs = 10

@@ -108,6 +108,11 @@ def parse_flags(argv: list[str]) -> list[str]:
         msg = _one_line(e)
         if msg.startswith("Did you mean"):
             msg = f"unknown config key; {msg}"
+        elif msg.isidentifier():  # a KeyError from the locked config: the first unknown name
+            bad = [a.split("=")[0] for a in argv if a.startswith("--config.") and f".{msg}" in a]
+            msg = (f"unknown config key {bad[0][len('--config.'):] if bad else msg!r}: not a "
+                   "key of this trainer's config (python -m reid_jax.config_schema TRAINER "
+                   "lists them)")
         print(f"error: {msg} (in the command-line flags: {' '.join(argv[1:])})", file=sys.stderr)
         sys.exit(2)
 

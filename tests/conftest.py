@@ -23,3 +23,21 @@ def tfds_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     registry.prepare("synthetic_persons/tiny", data_dir=path)
     return path
+
+
+@pytest.fixture
+def tiny_config(tfds_dir: str):
+    """``tiny_config(module, arg='synthetic_tiny', **{'section.key': value})``: an
+    experiment's tiny config on the session's data dir, one device, no untrained eval."""
+
+    def make(module, arg: str = "synthetic_tiny", **overrides):
+        c = module.get_config(arg)
+        c.data.data_dir = tfds_dir
+        c.num_devices = 1
+        c.eval.before_training = False
+        for key, value in overrides.items():
+            node, leaf = key.rsplit(".", 1)
+            c[node][leaf] = value
+        return c
+
+    return make

@@ -29,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from reid_jax.evaluation import distance, neighbors
+from reid_jax import vectors
+from reid_jax.evaluation import neighbors
 from reid_jax.losses import contrastive
 
 # PPLR official defaults: --k 20, --beta 0.5, --aals-epoch 5.
@@ -49,7 +50,7 @@ def ranked_lists(features: ArrayLike, k: int = TOP_K, chunk_size: int = 2048) ->
     Returns:
       [N, k] int32 indices, nearest first.
     """
-    feats = np.asarray(distance.l2_normalize(np.asarray(features, np.float32)))
+    feats = np.asarray(vectors.l2_normalize(np.asarray(features, np.float32)))
     idx = neighbors.knn_search(feats, k + 1, chunk_size=chunk_size).indices
     # Drop each row's own index (normally first; with exact duplicates it may not be).
     n = idx.shape[0]

@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from reid_jax import vectors
+
 # Cluster contrast README (Market-1501, MSMT17 commands): --momentum 0.1.
 MOMENTUM = 0.1
 _EPS = 1e-12
@@ -53,14 +55,10 @@ def init_memory(centroids: ArrayLike, capacity: int) -> np.ndarray:
     c = np.asarray(centroids, np.float32)
     if c.shape[0] > capacity:
         raise ValueError(f"{c.shape[0]} clusters do not fit a memory of {capacity} rows.")
-    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), _EPS)
+    c = vectors.l2_normalize_np(c).astype(np.float32)
     out = np.zeros((capacity, c.shape[1]), np.float32)
     out[: c.shape[0]] = c
     return out
-
-
-def _normalize(v: jax.Array) -> jax.Array:
-    return v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), _EPS)
 
 
 def momentum_update(
@@ -82,7 +80,7 @@ def momentum_update(
     def one(mem: jax.Array, xy: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
         f, y = xy
         row = jax.lax.dynamic_slice_in_dim(mem, y, 1, axis=0)
-        row = _normalize(momentum * row + (1.0 - momentum) * f[None, :])
+        row = vectors.l2_normalize(momentum * row + (1.0 - momentum) * f[None, :])
         return jax.lax.dynamic_update_slice_in_dim(mem, row, y, axis=0), None
 
     memory, _ = jax.lax.scan(one, memory, (features, labels.astype(jnp.int32)))
@@ -117,7 +115,7 @@ def hard_update(
     earlier = jnp.arange(b)[None, :] < jnp.arange(b)[:, None]
     beaten = same & ((sim[None, :] < sim[:, None]) | ((sim[None, :] == sim[:, None]) & earlier))
     hardest = ~jnp.any(beaten, axis=1)  # [B]: one True per class present
-    new_rows = _normalize(momentum * memory[labels] + (1.0 - momentum) * features)
+    new_rows = vectors.l2_normalize(momentum * memory[labels] + (1.0 - momentum) * features)
     # Non-hardest instances write to an out-of-range row, which the scatter drops.
     target = jnp.where(hardest, labels, memory.shape[0])
     return memory.at[target].set(new_rows, mode="drop")

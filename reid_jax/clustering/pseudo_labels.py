@@ -41,9 +41,9 @@ import sklearn.cluster
 import sklearn.metrics
 from numpy.typing import ArrayLike
 
-from reid_jax import errors
+from reid_jax import errors, vectors
 from reid_jax.clustering import jaccard
-from reid_jax.evaluation import distance, kreciprocal, neighbors
+from reid_jax.evaluation import kreciprocal, neighbors
 
 METHODS = ("dbscan", "kmeans", "knn")
 
@@ -129,7 +129,7 @@ def kmeans(features: ArrayLike, num_clusters: int, seed: int = 0) -> np.ndarray:
     Returns:
       [N] int32 labels in 0..num_clusters-1.
     """
-    feats = np.asarray(distance.l2_normalize(np.asarray(features, np.float32)))
+    feats = np.asarray(vectors.l2_normalize(np.asarray(features, np.float32)))
     model = sklearn.cluster.KMeans(n_clusters=num_clusters, n_init=1, random_state=seed)
     return model.fit_predict(feats).astype(np.int32)
 
@@ -148,7 +148,7 @@ def knn_components(features: ArrayLike, k: int, min_samples: int) -> np.ndarray:
     Returns:
       [N] int32 labels, -1 for outliers; clusters numbered by first member.
     """
-    feats = np.asarray(distance.l2_normalize(np.asarray(features, np.float32)))
+    feats = np.asarray(vectors.l2_normalize(np.asarray(features, np.float32)))
     n = feats.shape[0]
     ranking = neighbors.knn_search(feats, k).indices
     mutual = kreciprocal.reciprocal_mask(ranking, ranking.shape[1])
@@ -247,7 +247,7 @@ def camera_standardize(features: ArrayLike, cameras: np.ndarray) -> np.ndarray:
     for c in np.unique(cameras):
         m = cameras == c
         f[m] = (f[m] - f[m].mean(axis=0)) / (f[m].std(axis=0) + 1e-6)
-    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    return vectors.l2_normalize_np(f)
 
 
 def cluster_quality(
@@ -301,5 +301,4 @@ def centroids(features: ArrayLike, labels: np.ndarray, num_clusters: int) -> np.
     sums = np.asarray(onehot @ feats.reshape(feats.shape[0], -1).astype(np.float64))
     counts = np.bincount(labels[keep], minlength=num_clusters)[:, None]
     means = (sums / np.maximum(counts, 1)).reshape((num_clusters, *feats.shape[1:]))
-    norm = np.linalg.norm(means, axis=-1, keepdims=True)
-    return (means / np.maximum(norm, 1e-12)).astype(np.float32)
+    return vectors.l2_normalize_np(means).astype(np.float32)

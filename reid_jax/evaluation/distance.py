@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from reid_jax import vectors
+
 METRICS = ('euclidean', 'sqeuclidean', 'cosine')
 
 # Evaluation must not depend on TF32 or bf16 passes that accelerators use by default
@@ -30,30 +32,11 @@ METRICS = ('euclidean', 'sqeuclidean', 'cosine')
 _PRECISION = jax.lax.Precision.HIGHEST
 
 
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """Scales each row to unit L2 norm (rows of zeros stay zero).
-
-    Args:
-      x: [n, d] features.
-      eps: lower bound on the norm, as in ``torch.nn.functional.normalize``.
-
-    Returns:
-      [n, d] float32 array with unit-norm rows.
-    """
-    x = jnp.asarray(x, jnp.float32)
-    norm = jnp.linalg.norm(x, axis=1, keepdims=True)
-    return x / jnp.maximum(norm, eps)
-
-
 def _distance_block(q: jax.Array, g: jax.Array, g_sqnorm: jax.Array, metric: str) -> jax.Array:
     """Distances between a query block and the whole gallery (traced inside jit)."""
     if metric == 'cosine':
         return 1.0 - jnp.matmul(q, g.T, precision=_PRECISION)
-    # (-2 q) . g is exactly -2 (q . g) and lets XLA fuse the sum into the matmul.
-    dots = jnp.matmul(q * -2.0, g.T, precision=_PRECISION)
-    sq = jnp.sum(q * q, axis=1, keepdims=True) + g_sqnorm[None, :] + dots
-    # Cancellation can leave tiny negatives for (near-)identical vectors.
-    sq = jnp.maximum(sq, 0.0)
+    sq = vectors.sq_euclidean(q, g, b_sqnorm=g_sqnorm, precision=_PRECISION)
     if metric == 'sqeuclidean':
         return sq
     return jnp.sqrt(sq)
@@ -71,7 +54,7 @@ def _prepare(query: ArrayLike, gallery: ArrayLike, metric: str) -> tuple[jax.Arr
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
         raise ValueError(f'Expected [q, d] and [g, d] features, got {q.shape} and {g.shape}.')
     if metric == 'cosine':
-        q, g = l2_normalize(q), l2_normalize(g)
+        q, g = vectors.l2_normalize(q), vectors.l2_normalize(g)
     return q, g, jnp.sum(g * g, axis=1)
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import ArrayLike
 
+from reid_jax import vectors
 from reid_jax.evaluation import distance, protocols, query_expansion
 from reid_jax.evaluation import rerank as rerank_lib
 
@@ -56,7 +57,7 @@ def iter_query_stats(
         if metric == 'cosine':
             # Zhong's squared Euclidean on unit vectors is 2 - 2 cos: the row-scaled
             # original distance is then the same as with cosine distances.
-            qf, gf = distance.l2_normalize(np.asarray(qf)), distance.l2_normalize(np.asarray(gf))
+            qf, gf = vectors.l2_normalize(np.asarray(qf)), vectors.l2_normalize(np.asarray(gf))
         blocks = rerank_lib.iter_k_reciprocal_rerank(qf, gf, k1, k2, lambda_value, chunk_size)
     else:
         blocks = distance.iter_distance_chunks(query_features, gallery_features, metric, chunk_size)

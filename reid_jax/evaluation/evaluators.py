@@ -113,14 +113,21 @@ def evaluate_splits(
     return out
 
 
+def _embed_test_sets(ev: Evaluators, model: nn.Module, variables: Any, what: str) -> tuple:
+    """(query, gallery, their features) of ``data.query`` / ``data.gallery``."""
+    c = ev.config
+    query, gallery = ev.split(c.data.query), ev.split(c.data.gallery)
+    qf = retrieval.embed_split(model, variables, query, c, ev.mesh, f"embed query{what}")
+    gf = retrieval.embed_split(model, variables, gallery, c, ev.mesh, f"embed gallery{what}")
+    return query, gallery, qf, gf
+
+
 def evaluate_cuhk03_classic(
     ev: Evaluators, model: nn.Module, variables: Any, picture: str | None
 ) -> dict[str, float]:
     """CUHK03 classic single-gallery-shot CMC, full-gallery mAP / mINP."""
     c = ev.config
-    query, gallery = ev.split(c.data.query), ev.split(c.data.gallery)
-    qf = retrieval.embed_split(model, variables, query, c, ev.mesh, "embed query")
-    gf = retrieval.embed_split(model, variables, gallery, c, ev.mesh, "embed gallery")
+    query, gallery, qf, gf = _embed_test_sets(ev, model, variables, "")
     dist = distance.pairwise_distances(qf, gf, metric=c.eval.metric)
     res = cuhk03.evaluate_cuhk03_classic(
         dist, query.person_ids, gallery.person_ids, query.camera_ids, gallery.camera_ids,
@@ -146,9 +153,7 @@ def evaluate_video(
 ) -> dict[str, float]:
     """Tracklet-to-tracklet retrieval: frame features pooled per tracklet."""
     c = ev.config
-    query, gallery = ev.split(c.data.query), ev.split(c.data.gallery)
-    qf = retrieval.embed_split(model, variables, query, c, ev.mesh, "embed query frames")
-    gf = retrieval.embed_split(model, variables, gallery, c, ev.mesh, "embed gallery frames")
+    query, gallery, qf, gf = _embed_test_sets(ev, model, variables, " frames")
     qt, q_pids, q_cams = _tracklets(query, qf, c.eval.video_pooling)
     gt, g_pids, g_cams = _tracklets(gallery, gf, c.eval.video_pooling)
     try:

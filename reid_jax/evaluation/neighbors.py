@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from reid_jax import vectors
+
 _PRECISION = jax.lax.Precision.HIGHEST
 BACKENDS = ("auto", "device", "host")
 
@@ -61,33 +63,6 @@ class Neighbors(typing.NamedTuple):
     distances: np.ndarray
     row_max: np.ndarray | None
     head: np.ndarray | None = None
-
-
-def sq_euclidean(
-    a: jax.Array,
-    b: jax.Array,
-    a_sqnorm: jax.Array | None = None,
-    b_sqnorm: jax.Array | None = None,
-) -> jax.Array:
-    """Squared Euclidean distances between the rows of ``a`` and ``b``.
-
-    Args:
-      a: [m, d] float32.
-      b: [n, d] float32.
-      a_sqnorm: optional precomputed [m] squared norms of ``a``.
-      b_sqnorm: optional precomputed [n] squared norms of ``b``.
-
-    Returns:
-      [m, n] float32 distances, clamped at 0.
-    """
-    if a_sqnorm is None:
-        a_sqnorm = jnp.sum(a * a, axis=1)
-    if b_sqnorm is None:
-        b_sqnorm = jnp.sum(b * b, axis=1)
-    # (-2 a) . b equals -2 (a . b) bit for bit (scaling by a power of two is exact),
-    # and lets XLA fuse the additions into the matmul's output.
-    dots = jnp.matmul(a * -2.0, b.T, precision=_PRECISION)
-    return jnp.maximum(a_sqnorm[:, None] + b_sqnorm[None, :] + dots, 0.0)
 
 
 def _merge(vals: jax.Array, idx: jax.Array, new_d: jax.Array, offset: jax.Array, k: int):
@@ -120,7 +95,7 @@ def _pair_update(
     b = state_i[0].shape[0]
     fi = jax.lax.dynamic_slice_in_dim(feats, off_i, b)
     fj = jax.lax.dynamic_slice_in_dim(feats, off_j, b)
-    d = sq_euclidean(
+    d = vectors.sq_euclidean(
         fi,
         fj,
         jax.lax.dynamic_slice_in_dim(sqnorm, off_i, b),
@@ -343,7 +318,7 @@ def _host_dots(fa: np.ndarray, fb: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def _to_distances(dots: np.ndarray, sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
-    """In place: ``(|a|^2 + |b|^2) + (-2 a.b)`` clamped at 0, as ``sq_euclidean``."""
+    """In place: ``(|a|^2 + |b|^2) + (-2 a.b)`` clamped at 0, as ``vectors.sq_euclidean``."""
     dots *= -2.0
     dots += np.add.outer(sa, sb)
     return np.maximum(dots, 0.0, out=dots)

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from reid_jax.evaluation import distance, neighbors
+from reid_jax import vectors
+from reid_jax.evaluation import neighbors
 
 QE_K = 10
 QE_ALPHA = 3.0
@@ -54,7 +55,7 @@ def alpha_query_expansion(
     """
     nq = np.shape(query_features)[0]
     feats = np.asarray(
-        distance.l2_normalize(np.concatenate([np.asarray(query_features), np.asarray(gallery_features)]))
+        vectors.l2_normalize(np.concatenate([np.asarray(query_features), np.asarray(gallery_features)]))
     )
     for _ in range(times):
         nb = neighbors.knn_search(feats, k, chunk_size=chunk_size)
@@ -66,5 +67,5 @@ def alpha_query_expansion(
                 _expand(f, jnp.asarray(nb.indices[s:s + chunk_size]),
                         jnp.asarray(sims[s:s + chunk_size]), jnp.float32(alpha))
             )
-        feats = np.asarray(distance.l2_normalize(out))
+        feats = np.asarray(vectors.l2_normalize(out))
     return feats[:nq], feats[nq:]

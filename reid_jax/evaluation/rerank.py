@@ -55,6 +55,7 @@ import numpy as np
 import scipy.sparse
 from numpy.typing import ArrayLike
 
+from reid_jax import vectors
 from reid_jax.evaluation import distance, kreciprocal, neighbors
 
 # Zhong et al. 2017, Sec. 4.2 (Market-1501 setting, also the official code's defaults).
@@ -111,7 +112,7 @@ def k_reciprocal_rerank_dense(
     n = feats.shape[0]
     _check_k(k1, k2, n)
     f = jnp.asarray(feats)
-    dist = np.asarray(neighbors.sq_euclidean(f, f)).astype(np.float32)
+    dist = np.asarray(vectors.sq_euclidean(f, f)).astype(np.float32)
     original = (dist / dist.max(axis=0)).T  # as the official code writes it
     ranking = np.argsort(original, axis=1, kind='stable')
     members, counts = kreciprocal.expanded_sets(ranking, k1 + 1, kreciprocal.half_length(k1))
@@ -277,7 +278,7 @@ def k_reciprocal_jaccard(
         raise ValueError(f"output must be 'sparse' or 'dense', got {output!r}.")
     feats = np.asarray(features, np.float32)
     if normalize:
-        feats = np.asarray(distance.l2_normalize(feats))
+        feats = np.asarray(vectors.l2_normalize(feats))
     n = feats.shape[0]
     _check_k(max(k1 - 1, 1), k2, n)
     v, _ = _encoding(feats, k1, k1, k2, scale_rows=False, knn_chunk=chunk_size)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from reid_jax import vectors
 from reid_jax.losses import metric
 
 # Cluster contrast official --temp default (also the paper, Sec. 4.2).
@@ -44,10 +45,6 @@ def masked_logits(logits: jax.Array, num_classes: jax.Array) -> jax.Array:
     return jnp.where(valid, logits, NEG_INF)
 
 
-def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
-
-
 def memory_logits(
     features: jax.Array, memory: jax.Array, num_classes: jax.Array, temperature: float = TEMPERATURE
 ) -> jax.Array:
@@ -62,7 +59,7 @@ def memory_logits(
     Returns:
       [B, C] float32 logits.
     """
-    f = _l2_normalize(features.astype(jnp.float32))
+    f = vectors.l2_normalize(features.astype(jnp.float32))
     m = jax.lax.stop_gradient(memory.astype(jnp.float32))
     logits = jnp.matmul(f, m.T, precision=jax.lax.Precision.HIGHEST) / temperature
     return masked_logits(logits, num_classes)
@@ -159,11 +156,11 @@ def soft_triplet_distill(
     Returns:
       Scalar ``mean_i sum -softmax(t_ap, t_an) * log_softmax(d_ap, d_an)``.
     """
-    d = metric.pairwise_distances(features, features)
+    d = vectors.euclidean(features, features)
     ap, an = _hard_indices(jax.lax.stop_gradient(d), labels)
     rows = jnp.arange(labels.shape[0])
     student = jnp.stack([d[rows, ap], d[rows, an]], axis=1)
-    t = jax.lax.stop_gradient(metric.pairwise_distances(teacher_features, teacher_features))
+    t = jax.lax.stop_gradient(vectors.euclidean(teacher_features, teacher_features))
     target = jax.nn.softmax(jnp.stack([t[rows, ap], t[rows, an]], axis=1), axis=1)
     return jnp.mean(jnp.sum(-target * jax.nn.log_softmax(student, axis=1), axis=1))
 

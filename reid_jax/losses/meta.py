@@ -24,7 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from reid_jax.losses import metric
+from reid_jax import vectors
 
 MEMORY_TEMPERATURE = 0.05
 _MASKED_LOGIT = -1e9
@@ -32,17 +32,6 @@ _MASKED_LOGIT = -1e9
 
 def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(jnp.where(mask, values, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
-
-
-def safe_norm(x: jax.Array, axis: int = -1, keepdims: bool = False, eps: float = 1e-24) -> jax.Array:
-    """Euclidean norm with a finite gradient at 0 (jnp.linalg.norm's is NaN there)."""
-    return jnp.sqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=keepdims), eps))
-
-
-def l2_normalize(x: jax.Array) -> jax.Array:
-    """Rows scaled to unit length (in float32 or wider)."""
-    x = jnp.asarray(x, jnp.promote_types(x.dtype, jnp.float32))
-    return x / safe_norm(x, keepdims=True)
 
 
 def inter_domain_triplet(features: jax.Array, labels: jax.Array, domains: jax.Array) -> jax.Array:
@@ -57,7 +46,7 @@ def inter_domain_triplet(features: jax.Array, labels: jax.Array, domains: jax.Ar
       Scalar mean of softplus(d_pos - d_neg) over anchors with at least one positive
       and one negative.
     """
-    dist = metric.pairwise_distances(features, features)
+    dist = vectors.euclidean(features, features)
     n = labels.shape[0]
     not_self = ~jnp.eye(n, dtype=bool)
     same_id = labels[:, None] == labels[None, :]
@@ -82,12 +71,12 @@ def scatter_loss(features: jax.Array, domains: jax.Array, num_domains: int) -> j
     Returns:
       Scalar in [-1, 1]; minimise it.
     """
-    f = l2_normalize(features)
+    f = vectors.l2_normalize(features)
     onehot = jax.nn.one_hot(domains, num_domains, dtype=f.dtype)  # [N, K]
     counts = jnp.sum(onehot, axis=0)  # [K]
     centres = (onehot.T @ f) / jnp.maximum(counts, 1.0)[:, None]  # [K, D]
     # cosine(f_i, c_d) = f_i . c_d / |c_d| since |f_i| = 1; absent domains have c = 0.
-    centre_norm = safe_norm(centres)
+    centre_norm = vectors.safe_norm(centres)
     cos = jnp.sum(f * centres[domains], axis=-1) / centre_norm[domains]
     per_domain = (onehot.T @ cos) / jnp.maximum(counts, 1.0)
     present = counts > 0
@@ -111,7 +100,7 @@ def memory_logits(
       domain: [N] or scalar domain of each feature.
       temperature: tau.
     """
-    sim = l2_normalize(features) @ jax.lax.stop_gradient(memory).T / temperature
+    sim = vectors.l2_normalize(features) @ jax.lax.stop_gradient(memory).T / temperature
     own = class_domains[None, :] == jnp.reshape(domain, (-1, 1))
     return jnp.where(own, sim, _MASKED_LOGIT)
 

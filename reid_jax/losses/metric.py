@@ -28,37 +28,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from reid_jax import vectors
+
 # BoT clamps squared distances at 1e-12 before the square root (`euclidean_dist`): the
 # gradient of sqrt at 0 is infinite, and 0 * inf would poison masked entries.
-DIST_EPS = 1e-12
 TRIPLET_MARGIN = 0.3
 CIRCLE_MARGIN = 0.25
 CIRCLE_GAMMA = 128.0
 # A finite stand-in for -inf in masked log-sum-exps (fast-reid uses -99999999): keeps
 # every gradient finite; rows that would be all-masked are left out of the mean anyway.
 _MASKED_LOGIT = -1e9
-
-
-def pairwise_distances(x: jax.Array, y: jax.Array, squared: bool = False) -> jax.Array:
-    """Euclidean distances between the rows of x and y.
-
-    Args:
-        x: [N, D].
-        y: [M, D].
-        squared: return squared distances.
-
-    Returns:
-        [N, M] distances (float32 or wider). Squared distances are clamped at 0 against
-        rounding; the square root is taken of max(d2, 1e-12) so its gradient is finite.
-    """
-    dtype = jnp.promote_types(jnp.result_type(x, y), jnp.float32)
-    x = jnp.asarray(x, dtype)
-    y = jnp.asarray(y, dtype)
-    d2 = jnp.sum(x * x, axis=-1)[:, None] + jnp.sum(y * y, axis=-1)[None, :] - 2.0 * x @ y.T
-    d2 = jnp.maximum(d2, 0.0)
-    if squared:
-        return d2
-    return jnp.sqrt(jnp.maximum(d2, DIST_EPS))
 
 
 def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
@@ -108,7 +87,7 @@ def batch_hard_triplet(
         Scalar mean over anchors that have at least one positive and one negative
         (0 when there is none).
     """
-    dist = pairwise_distances(features, features)
+    dist = vectors.euclidean(features, features)
     d_pos, d_neg, valid = hardest_pairs(dist, labels)
     if soft_margin:
         per_anchor = jax.nn.softplus(d_pos - d_neg)
@@ -155,17 +134,12 @@ def weighted_regularized_triplet(features: jax.Array, labels: jax.Array) -> jax.
     Returns:
         Scalar mean over anchors with at least one negative (0 when there is none).
     """
-    dist = pairwise_distances(features, features)
+    dist = vectors.euclidean(features, features)
     pos_mask = labels[:, None] == labels[None, :]
     neg_mask = ~pos_mask
     d_pos = jnp.sum(_masked_softmax(dist, pos_mask) * dist, axis=1)
     d_neg = jnp.sum(_masked_softmax(-dist, neg_mask) * dist, axis=1)
     return _masked_mean(jax.nn.softplus(d_pos - d_neg), jnp.any(neg_mask, axis=1))
-
-
-def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    x = jnp.asarray(x, jnp.promote_types(x.dtype, jnp.float32))
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
 def pairwise_circle_loss(
@@ -190,7 +164,7 @@ def pairwise_circle_loss(
         Scalar mean over anchors with at least one positive (other than itself) and
         one negative (0 when there is none).
     """
-    emb = _l2_normalize(features)
+    emb = vectors.l2_normalize(features)
     sim = emb @ emb.T
     same = labels[:, None] == labels[None, :]
     pos_mask = same & ~jnp.eye(labels.shape[0], dtype=bool)

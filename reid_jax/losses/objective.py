@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from reid_jax import config_schema
+from reid_jax import config_schema, errors
 from reid_jax.config_schema import Key
 from reid_jax.losses import attribute, lsro, margin, metric, verification
 
@@ -131,11 +131,19 @@ def loss_terms(
         terms["center_loss"] = metric.center_loss(out["features"], labels, centers)
         total += cfg.center_weight * terms["center_loss"]
     if cfg.verification_weight > 0:
-        logits = out["verification_logits"]
+        logits = out.get("verification_logits")
+        if logits is None:
+            raise errors.ReidError("loss.verification_weight > 0 needs model.verification=True.")
         terms["verification_loss"] = verification.verification_loss(logits, labels)
         terms["verification_acc"] = verification.verification_accuracy(logits, labels)
         total += cfg.verification_weight * terms["verification_loss"]
     if cfg.attribute_weight > 0:
+        if attributes is None:
+            raise errors.ReidError(
+                "loss.attribute_weight > 0 but the batches carry no 'attributes'; the training "
+                "data has no attribute annotations (see data_builders/README.md): set "
+                "loss.attribute_weight=0."
+            )
         terms["attribute_loss"] = attribute.attribute_bce(out["attribute_logits"], attributes)
         terms["attribute_acc"] = attribute.attribute_accuracy(out["attribute_logits"], attributes)
         total += cfg.attribute_weight * terms["attribute_loss"]

@@ -14,7 +14,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from reid_jax.losses import meta as meta_losses
+from reid_jax import vectors
+from reid_jax.clustering import memory as cluster_memory
 
 MEMORY_MOMENTUM = 0.2
 
@@ -38,11 +39,11 @@ def init_from_features(features: np.ndarray, labels: np.ndarray, num_classes: in
     Returns:
       float32 [num_classes, C].
     """
-    f = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    f = vectors.l2_normalize_np(features)
     valid = labels >= 0
     sums = np.zeros((num_classes, f.shape[1]), np.float64)
     np.add.at(sums, labels[valid], f[valid])
-    return (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return vectors.l2_normalize_np(sums).astype(np.float32)
 
 
 def update(
@@ -59,11 +60,4 @@ def update(
     Returns:
       The updated memory.
     """
-    f = jax.lax.stop_gradient(meta_losses.l2_normalize(features)).astype(memory.dtype)
-
-    def body(mem: jax.Array, item: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
-        x, y = item
-        row = momentum * mem[y] + (1.0 - momentum) * x
-        return mem.at[y].set(row / meta_losses.safe_norm(row)), None
-
-    return jax.lax.scan(body, memory, (f, labels))[0]
+    return cluster_memory.momentum_update(memory, vectors.l2_normalize(features), labels, momentum)

@@ -30,6 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from reid_jax import vectors
 from reid_jax.models import resnet
 
 # BoT `weights_init_classifier`: nn.init.normal_(m.weight, std=0.001).
@@ -167,8 +168,8 @@ class CosineClassifier(nn.Module):
         kernel = self.param(
             "kernel", nn.initializers.normal(self.std), (features.shape[-1], self.num_classes)
         )
-        features = features / jnp.maximum(jnp.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
-        kernel = kernel / jnp.maximum(jnp.linalg.norm(kernel, axis=0, keepdims=True), 1e-12)
+        features = vectors.l2_normalize(features)
+        kernel = vectors.l2_normalize(kernel, axis=0)
         return features @ kernel
 
 

@@ -268,13 +268,22 @@ def backbone_prefix(params: Mapping[str, Any]) -> tuple[str, ...]:
     raise errors.ReidError("the model has no 'backbone' submodule to load weights into.")
 
 
-def _source(collection: str, rel: tuple[str, ...], loaded: Mapping) -> tuple[str, ...] | None:
-    """The converted tensor a backbone leaf takes, or None for a leaf that starts fresh.
+def source_key(collection: str, rel: tuple[str, ...], loaded: Mapping) -> tuple[str, ...] | None:
+    """The tensor of ``loaded`` a backbone leaf takes, or None for a leaf that starts fresh.
 
-    Same name first. A BIN layer (MetaBIN) in place of a converted BatchNorm takes that
-    BatchNorm's weights and running statistics into its BN half; its IN affine and
-    its gate keep their initial values (IN identity, gate 1: the network starts as
-    the converted BatchNorm network, as MetaBIN starts from ImageNet weights).
+    Args:
+      collection: 'params' or 'batch_stats'.
+      rel: the leaf's path below the backbone.
+      loaded: available tensors, keyed (collection, *path below the backbone).
+
+    Same name first. A BIN layer (MetaBIN) in place of a BatchNorm takes that
+    BatchNorm's weights and running statistics into its BN half; its IN affine and its
+    gate keep their initial values (IN identity, gate 1: the network starts as the
+    BatchNorm network, as MetaBIN starts from ImageNet weights). AGW's non-local blocks
+    (``NEW_MODULES``) start fresh.
+
+    Raises:
+      KeyError: the leaf has no tensor and is not one that may start fresh.
     """
     source = (collection, *rel)
     if source in loaded:
@@ -324,7 +333,7 @@ def load_into(
                 continue
             rel = key[len(prefix):]
             try:
-                source = _source(collection, rel, loaded)
+                source = source_key(collection, rel, loaded)
             except KeyError:
                 raise errors.ReidError(
                     f"{path} has no {_fmt((collection, *rel))} for the model's "

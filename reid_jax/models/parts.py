@@ -15,7 +15,6 @@ so they overlap when H is not a multiple of P.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,25 +23,6 @@ import jax
 import jax.numpy as jnp
 
 from reid_jax.models import heads, resnet
-
-
-def stripe_pool(fmap: jax.Array, num_parts: int) -> jax.Array:
-    """Average pooling over ``num_parts`` horizontal stripes (adaptive bins).
-
-    Args:
-      fmap: [N, H, W, C] feature map.
-      num_parts: P.
-
-    Returns:
-      [N, P, C] float32 stripe features.
-    """
-    h = fmap.shape[1]
-    x = jnp.asarray(fmap, jnp.float32)
-    out = []
-    for i in range(num_parts):
-        lo, hi = (i * h) // num_parts, math.ceil((i + 1) * h / num_parts)
-        out.append(jnp.mean(x[:, lo:hi], axis=(1, 2)))
-    return jnp.stack(out, axis=1)
 
 
 class PartNet(nn.Module):
@@ -93,7 +73,7 @@ class PartNet(nn.Module):
             name="backbone",
         )(x, train)
         out = heads.BNNeck(num_classes=self.num_classes, name="neck")(heads.avg_pool(fmap), train)
-        stripes = stripe_pool(fmap, self.num_parts)
+        stripes = heads.stripe_pool(fmap, self.num_parts)
         part_out = [
             heads.BNNeck(num_classes=self.num_classes, name=f"part{i}_neck")(stripes[:, i], train)
             for i in range(self.num_parts)

@@ -19,14 +19,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from reid_jax import sharding
+from reid_jax import vectors
 from reid_jax.clustering import camera_proxies, memory, pseudo_labels
 from reid_jax.config_schema import Key
-from reid_jax.data import augment
-from reid_jax.evaluation import distance
-from reid_jax.train import forward, loop, rounds
+from reid_jax.train import loop, rounds, step
 from reid_jax.train import state as state_lib
 
 CONFIG = {
@@ -44,7 +41,6 @@ CONFIG = {
                             low=0.0),
     },
 }
-
 
 @flax.struct.dataclass
 class CAPState:
@@ -67,46 +63,26 @@ class CAPState:
     round: jax.Array
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-    """The clustering trainers' shared rules."""
-    rounds.validate(config)
-
-
-def make_train_step(
-    model: Any, tx: optax.GradientTransformation, lr_fn: optax.Schedule,
-    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
-) -> Any:
-    """Jitted ``train_step(state, batch, rng) -> (state, metrics)``; labels are proxies."""
-    aug_cfg = config.aug.to_dict()
+def make_train_step(s: rounds.Setup, config: ml_collections.ConfigDict) -> Any:
+    """``train_step(state, batch, rng) -> (state, metrics)`` (unjitted); labels are proxies."""
     cp = config.cap
-    group = config.train.bn_group_size
 
-    def train_step(cs: CAPState, batch: dict, rng: jax.Array) -> tuple[CAPState, dict]:
-        st = cs.train
-        images = augment.augment_batch(jax.random.fold_in(rng, st.step), batch["image"], aug_cfg)
-        proxies = batch["label"]
-        cross = cs.round >= cp.crosscam_epoch
-
-        def loss_fn(params: dict) -> tuple[jax.Array, tuple[dict, jax.Array, Any]]:
-            out, stats = forward.apply_train(model, params["model"], st.batch_stats, images, group)
-            f = out["neck_features"]
-            intra, inter = camera_proxies.cap_losses(
-                f, proxies, cs.memory, cs.proxy_cluster, cs.proxy_camera, cs.num_proxies,
-                cp.temperature, cp.hard_negatives,
-            )
-            loss = intra + jnp.where(cross, cp.inter_weight * inter, 0.0)
-            return loss, ({"loss": loss, "intra_loss": intra, "inter_loss": inter}, f, stats)
-
-        (loss, (terms, f, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(st.params)
-        new_train, ok = st.apply_gradients(tx, grads, loss, stats)
-        f = distance.l2_normalize(jax.lax.stop_gradient(f))
-        new_mem = state_lib.keep_if(
-            ok, memory.momentum_update(cs.memory, f, proxies, cp.momentum), cs.memory
+    def loss(cs: CAPState, params: dict, images: jax.Array, batch: dict) -> tuple:
+        out, stats = s.fwd(params["model"], cs.train.batch_stats, images)
+        intra, inter = camera_proxies.cap_losses(
+            out["neck_features"], batch["label"], cs.memory, cs.proxy_cluster,
+            cs.proxy_camera, cs.num_proxies, cp.temperature, cp.hard_negatives,
         )
-        metrics = dict(terms, lr=lr_fn(st.step), grad_norm=state_lib.grad_norm(grads))
-        return cs.replace(train=new_train, memory=new_mem), metrics
+        total = intra + jnp.where(cs.round >= cp.crosscam_epoch, cp.inter_weight * inter, 0.0)
+        return total, {"batch_stats": stats, "features": out["neck_features"],
+                       "metrics": {"intra_loss": intra, "inter_loss": inter}}
 
-    return sharding.jit_train_step(train_step, mesh)
+    def after(cs: CAPState, ok: jax.Array, aux: dict, batch: dict) -> tuple:
+        f = vectors.l2_normalize(jax.lax.stop_gradient(aux["features"]))
+        new_mem = memory.momentum_update(cs.memory, f, batch["label"], cp.momentum)
+        return cs.replace(memory=state_lib.keep_if(ok, new_mem, cs.memory)), {}
+
+    return step.gradient_step(s.fwd, s.tx, s.lr_fn, loss, after)
 
 
 def build(ctx: loop.Context) -> loop.Trainer:
@@ -141,5 +117,8 @@ def build(ctx: loop.Context) -> loop.Trainer:
         )
         return host, labels, stats
 
-    step = make_train_step(s.model, s.tx, s.lr_fn, config, ctx.mesh)
-    return rounds.trainer(s, ctx, state, step, round_fn, eval_variables)
+    train_step = make_train_step(s, config)
+    return rounds.trainer(s, ctx, state, train_step, round_fn, eval_variables)
+
+
+validate = rounds.validate  # the clustering trainers' shared rules

@@ -18,15 +18,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from reid_jax import sharding
+from reid_jax import vectors
 from reid_jax.clustering import memory, pseudo_labels
 from reid_jax.config_schema import Key
-from reid_jax.data import augment
-from reid_jax.evaluation import distance
 from reid_jax.losses import contrastive
-from reid_jax.train import forward, loop, rounds
+from reid_jax.train import loop, rounds, step
 from reid_jax.train import state as state_lib
 
 CONFIG = {
@@ -38,6 +35,8 @@ CONFIG = {
         "use_hard": Key(False, "Hard-instance memory update (CM_Hard)."),
     },
 }
+
+validate = rounds.validate  # the clustering trainers' shared rules
 
 
 @flax.struct.dataclass
@@ -55,48 +54,29 @@ class ContrastState:
     num_clusters: jax.Array
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-    """The clustering trainers' shared rules."""
-    rounds.validate(config)
-
-
-def make_train_step(
-    model: Any, tx: optax.GradientTransformation, lr_fn: optax.Schedule,
-    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
-) -> Any:
-    """Jitted ``train_step(state, batch, rng) -> (state, metrics)``."""
-    aug_cfg = config.aug.to_dict()
+def make_train_step(s: rounds.Setup, config: ml_collections.ConfigDict) -> Any:
+    """``train_step(state, batch, rng) -> (state, metrics)`` (unjitted)."""
     cc = config.contrast
     update = memory.hard_update if cc.use_hard else memory.momentum_update
-    group = config.train.bn_group_size
 
-    def train_step(cs: ContrastState, batch: dict, rng: jax.Array) -> tuple[ContrastState, dict]:
-        st = cs.train
-        images = augment.augment_batch(jax.random.fold_in(rng, st.step), batch["image"], aug_cfg)
-        labels = batch["label"]
+    def loss(cs: ContrastState, params: dict, images: jax.Array, batch: dict) -> tuple:
+        out, stats = s.fwd(params["model"], cs.train.batch_stats, images)
+        f = out["neck_features"]
+        nce = contrastive.cluster_nce(f, cs.memory, batch["label"], cs.num_clusters,
+                                      cc.temperature)
+        return nce, {"batch_stats": stats, "metrics": {}, "features": f}
 
-        def loss_fn(params: dict) -> tuple[jax.Array, tuple[jax.Array, Any]]:
-            out, stats = forward.apply_train(model, params["model"], st.batch_stats, images, group)
-            f = out["neck_features"]
-            loss = contrastive.cluster_nce(f, cs.memory, labels, cs.num_clusters, cc.temperature)
-            return loss, (f, stats)
-
-        (loss, (f, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(st.params)
-        new_train, ok = st.apply_gradients(tx, grads, loss, stats)
+    def after(cs: ContrastState, ok: jax.Array, aux: dict, batch: dict) -> tuple:
         # The memory moves with this forward's features, after the loss used the old
         # memory (the reference updates it in CM.backward).
-        f = distance.l2_normalize(jax.lax.stop_gradient(f))
-        new_mem = state_lib.keep_if(ok, update(cs.memory, f, labels, cc.momentum), cs.memory)
+        f = vectors.l2_normalize(jax.lax.stop_gradient(aux["features"]))
+        labels = batch["label"]
         logits = contrastive.memory_logits(f, cs.memory, cs.num_clusters, cc.temperature)
-        metrics = {
-            "loss": loss,
-            "train_acc": jnp.mean(jnp.argmax(logits, -1) == labels),
-            "lr": lr_fn(st.step),
-            "grad_norm": state_lib.grad_norm(grads),
-        }
-        return cs.replace(train=new_train, memory=new_mem), metrics
+        new_mem = state_lib.keep_if(ok, update(cs.memory, f, labels, cc.momentum), cs.memory)
+        return cs.replace(memory=new_mem), {
+            "train_acc": jnp.mean(jnp.argmax(logits, -1) == labels)}
 
-    return sharding.jit_train_step(train_step, mesh)
+    return step.gradient_step(s.fwd, s.tx, s.lr_fn, loss, after)
 
 
 def build(ctx: loop.Context) -> loop.Trainer:
@@ -119,5 +99,5 @@ def build(ctx: loop.Context) -> loop.Trainer:
                             num_clusters=np.asarray(clus.num_clusters, np.int32))
         return host, clus.labels, stats
 
-    step = make_train_step(s.model, s.tx, s.lr_fn, config, ctx.mesh)
-    return rounds.trainer(s, ctx, state, step, round_fn, eval_variables)
+    train_step = make_train_step(s, config)
+    return rounds.trainer(s, ctx, state, train_step, round_fn, eval_variables)

@@ -13,6 +13,7 @@ groups' (DataParallel keeps replica 0's).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from reid_jax import errors
+from reid_jax.data import augment
 
 
 def apply_train(
@@ -66,3 +68,33 @@ def check_bn_groups(config: ml_collections.ConfigDict, batch: int) -> None:
             f"config.train.bn_group_size = {g} must be >= 2 and divide the batch of {batch} "
             "pictures; change it or data.p / data.k."
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class Forward:
+    """A trainer's training-time forward: in-step augmentation and grouped BatchNorm.
+
+    Attributes:
+      model: the network.
+      aug: config.aug as a dict (``reid_jax/data/augment.py``).
+      bn_group_size: ``train.bn_group_size``.
+    """
+
+    model: nn.Module
+    aug: dict
+    bn_group_size: int = 0
+
+    @classmethod
+    def from_config(cls, model: nn.Module, config: ml_collections.ConfigDict) -> Forward:
+        """The forward of ``model`` as ``config.aug`` and ``config.train`` say."""
+        return cls(model, config.aug.to_dict(), config.train.bn_group_size)
+
+    def augment(self, rng: jax.Array, step: jax.Array, images: jax.Array) -> jax.Array:
+        """The batch's augmented, normalised pictures, from the step's own key."""
+        return augment.augment_batch(jax.random.fold_in(rng, step), images, self.aug)
+
+    def __call__(
+        self, params: Any, batch_stats: Any, images: jax.Array, **kwargs: Any
+    ) -> tuple[dict, Any]:
+        """``apply_train`` with this forward's BatchNorm groups."""
+        return apply_train(self.model, params, batch_stats, images, self.bn_group_size, **kwargs)

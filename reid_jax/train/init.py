@@ -109,7 +109,10 @@ def _read_latest(workdir: str) -> tuple[dict, int]:
         ckpt.metadata(path).item_metadata.tree,
     )
     train = ckpt.restore(path, target)["train"]
-    return {"params": train["params"]["model"], "batch_stats": train["batch_stats"]}, step
+    stats = train["batch_stats"]
+    if "model2" in train["params"]:  # an MMT run: its first student
+        stats = stats["model"]
+    return {"params": train["params"]["model"], "batch_stats": stats}, step
 
 
 def load_run(
@@ -137,25 +140,41 @@ def load_run(
     old, step = _read_latest(workdir)
     src_prefix = load_torch.backbone_prefix(old["params"])
     dst_prefix = load_torch.backbone_prefix(params)
+    n = len(src_prefix)
+    # Backbone tensors of the earlier run by (collection, path below its backbone).
+    below = {
+        (c, *k[n:]): v for c in ("params", "batch_stats")
+        for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(old[c]))).items()
+        if k[:n] == src_prefix
+    }
     copied = {"backbone": 0, "other": 0}
     out = []
-    for new, src in ((params, old["params"]), (batch_stats, old["batch_stats"])):
+    for collection, new in (("params", params), ("batch_stats", batch_stats)):
         flat_new = flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(new)))
-        flat_old = flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(src)))
+        flat_old = flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(old[collection])))
         for key, value in flat_new.items():
-            in_backbone = key[:len(dst_prefix)] == dst_prefix
-            source = (*src_prefix, *key[len(dst_prefix):]) if in_backbone else key
-            if source not in flat_old:
-                continue
             if not with_classifier and any(k in CLASSIFIER_LEAVES for k in key):
                 continue
-            if tuple(flat_old[source].shape) != tuple(value.shape):
+            in_backbone = key[:len(dst_prefix)] == dst_prefix
+            if in_backbone:  # by its path below the backbone (a BIN layer takes a BatchNorm)
+                try:
+                    found = load_torch.source_key(collection, key[len(dst_prefix):], below)
+                except KeyError:
+                    found = None
+                if found is None:
+                    continue
+                source, tensor = found, below[found]
+            elif key in flat_old:
+                source, tensor = key, flat_old[key]
+            else:
+                continue
+            if tuple(tensor.shape) != tuple(value.shape):
                 raise errors.ReidError(
                     f"config.model.init_from_run={workdir!r}: {'/'.join(source)} has shape "
-                    f"{tuple(flat_old[source].shape)} there and {tuple(value.shape)} here; the "
-                    "runs need the same architecture (and, for classifiers, identities)."
+                    f"{tuple(tensor.shape)} there and {tuple(value.shape)} here; the runs "
+                    "need the same architecture (and, for classifiers, identities)."
                 )
-            flat_new[key] = jnp.asarray(flat_old[source], value.dtype)
+            flat_new[key] = jnp.asarray(tensor, value.dtype)
             copied["backbone" if in_backbone else "other"] += 1
         out.append(flax.traverse_util.unflatten_dict(flat_new))
     if copied["backbone"] == 0:

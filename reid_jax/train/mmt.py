@@ -21,14 +21,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from reid_jax import errors, sharding
+from reid_jax import errors
 from reid_jax.clustering import pseudo_labels
 from reid_jax.config_schema import Key
-from reid_jax.data import augment
 from reid_jax.losses import contrastive
-from reid_jax.train import forward, init, loop, rounds
+from reid_jax.train import init, loop, rounds, step
 from reid_jax.train import state as state_lib
 
 NETS = ("model", "model2")
@@ -69,8 +67,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     runs = init.init_runs(config)
     if runs and len(runs) != 2:
         raise errors.ReidError(
-            f"config.model.init_from_run names {len(runs)} run(s): MMT starts its two "
-            "students from two source runs trained with different seeds, 'runA,runB'."
+            f"config.model.init_from_run = {config.model.init_from_run!r} names {len(runs)} "
+            "run(s): MMT starts its two students from two source runs trained with different "
+            "seeds, 'runA,runB'."
         )
 
 
@@ -80,65 +79,50 @@ def teacher_variables(state: MMTState, net: str = "model") -> dict:
     return {"params": t["params"][net], "batch_stats": t["batch_stats"][net]}
 
 
-def make_train_step(
-    model: Any, tx: optax.GradientTransformation, lr_fn: optax.Schedule,
-    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
-) -> Any:
-    """Jitted ``train_step(state, batch, rng) -> (state, metrics)``."""
-    aug_cfg = config.aug.to_dict()
+def make_train_step(s: rounds.Setup, config: ml_collections.ConfigDict) -> Any:
+    """``train_step(state, batch, rng) -> (state, metrics)`` (unjitted), on two views."""
     mc = config.mmt
-    group = config.train.bn_group_size
     w_ce, w_tri = mc.soft_ce_weight, mc.soft_tri_weight
 
-    def train_step(ms: MMTState, batch: dict, rng: jax.Array) -> tuple[MMTState, dict]:
-        st = ms.train
-        r1, r2 = jax.random.split(jax.random.fold_in(rng, st.step))
-        views = (augment.augment_batch(r1, batch["image"], aug_cfg),  # two views, as MMT
-                 augment.augment_batch(r2, batch["image"], aug_cfg))
+    def loss(ms: MMTState, params: dict, views: tuple, batch: dict) -> tuple:
         y, n = batch["label"], ms.num_clusters
         tp, ts = ms.teachers["params"], ms.teachers["batch_stats"]
         # Teachers run in training mode too (MMT calls model_ema.train()): batch
         # statistics in the forward, their own running statistics updated.
-        t_out = [forward.apply_train(model, tp[k], ts[k], x, group) for k, x in zip(NETS, views)]
+        t_out = [s.fwd(tp[k], ts[k], x) for k, x in zip(NETS, views)]
         t1, t2 = jax.lax.stop_gradient((t_out[0][0], t_out[1][0]))
-
-        def loss_fn(params: dict) -> tuple[jax.Array, tuple[dict, Any, dict]]:
-            (s1, bs1), (s2, bs2) = (
-                forward.apply_train(model, params[k], st.batch_stats[k], x, group)
-                for k, x in zip(NETS, views)
-            )
-            lg = lambda o: contrastive.masked_logits(o["logits"], n)  # noqa: E731
-            terms = {
-                "ce_loss": contrastive.masked_cross_entropy(s1["logits"], y, n, mc.label_smoothing)
-                + contrastive.masked_cross_entropy(s2["logits"], y, n, mc.label_smoothing),
-                "triplet_loss": contrastive.soft_triplet(s1["features"], y)
-                + contrastive.soft_triplet(s2["features"], y),
-                "soft_ce_loss": contrastive.soft_entropy(lg(s1), lg(t2))
-                + contrastive.soft_entropy(lg(s2), lg(t1)),
-                "soft_triplet_loss": contrastive.soft_triplet_distill(s1["features"], t2["features"], y)
-                + contrastive.soft_triplet_distill(s2["features"], t1["features"], y),
-            }
-            terms["loss"] = (
-                (1 - w_ce) * terms["ce_loss"] + (1 - w_tri) * terms["triplet_loss"]
-                + w_ce * terms["soft_ce_loss"] + w_tri * terms["soft_triplet_loss"]
-            )
-            return terms["loss"], (terms, {"model": bs1, "model2": bs2}, s1)
-
-        (loss, (terms, stats, s1)), grads = jax.value_and_grad(loss_fn, has_aux=True)(st.params)
-        new_train, ok = st.apply_gradients(tx, grads, loss, stats)
-        # MMT _update_ema_variables: alpha = min(1 - 1 / (global_step + 1), 0.999), on
-        # the parameters only; global_step counts from 0.
-        alpha = jnp.minimum(1.0 - 1.0 / (st.step + 1.0), mc.ema_alpha)
-        new_teachers = {
-            "params": jax.tree.map(lambda e, p: alpha * e + (1 - alpha) * p, tp, new_train.params),
-            "batch_stats": {k: t_out[i][1] for i, k in enumerate(NETS)},
+        (s1, bs1), (s2, bs2) = (s.fwd(params[k], ms.train.batch_stats[k], x)
+                                for k, x in zip(NETS, views))
+        lg = lambda o: contrastive.masked_logits(o["logits"], n)  # noqa: E731
+        terms = {
+            "ce_loss": contrastive.masked_cross_entropy(s1["logits"], y, n, mc.label_smoothing)
+            + contrastive.masked_cross_entropy(s2["logits"], y, n, mc.label_smoothing),
+            "triplet_loss": contrastive.soft_triplet(s1["features"], y)
+            + contrastive.soft_triplet(s2["features"], y),
+            "soft_ce_loss": contrastive.soft_entropy(lg(s1), lg(t2))
+            + contrastive.soft_entropy(lg(s2), lg(t1)),
+            "soft_triplet_loss": contrastive.soft_triplet_distill(s1["features"], t2["features"], y)
+            + contrastive.soft_triplet_distill(s2["features"], t1["features"], y),
         }
-        metrics = dict(terms, lr=lr_fn(st.step), grad_norm=state_lib.grad_norm(grads))
-        metrics["train_acc"] = jnp.mean(jnp.argmax(contrastive.masked_logits(s1["logits"], n), -1) == y)
-        teachers = state_lib.keep_if(ok, new_teachers, ms.teachers)
-        return ms.replace(train=new_train, teachers=teachers), metrics
+        total = ((1 - w_ce) * terms["ce_loss"] + (1 - w_tri) * terms["triplet_loss"]
+                 + w_ce * terms["soft_ce_loss"] + w_tri * terms["soft_triplet_loss"])
+        terms["train_acc"] = jnp.mean(jnp.argmax(lg(s1), -1) == y)
+        teacher_stats = {k: t_out[i][1] for i, k in enumerate(NETS)}
+        return total, {"batch_stats": {"model": bs1, "model2": bs2}, "metrics": terms,
+                       "teacher_stats": teacher_stats}
 
-    return sharding.jit_train_step(train_step, mesh)
+    def after(ms: MMTState, ok: jax.Array, aux: dict, batch: dict) -> tuple:
+        # MMT _update_ema_variables: alpha = min(1 - 1 / (global_step + 1), 0.999), on
+        # the parameters only; global_step counts from 0 (the step just taken).
+        alpha = jnp.minimum(1.0 - 1.0 / ms.train.step, mc.ema_alpha)
+        new_teachers = {
+            "params": jax.tree.map(lambda e, p: alpha * e + (1 - alpha) * p,
+                                   ms.teachers["params"], ms.train.params),
+            "batch_stats": aux["teacher_stats"],
+        }
+        return ms.replace(teachers=state_lib.keep_if(ok, new_teachers, ms.teachers)), {}
+
+    return step.gradient_step(s.fwd, s.tx, s.lr_fn, loss, after, views=2)
 
 
 def build(ctx: loop.Context) -> loop.Trainer:
@@ -179,5 +163,5 @@ def build(ctx: loop.Context) -> loop.Trainer:
         )
         return host, clus.labels, stats
 
-    step = make_train_step(s.model, s.tx, s.lr_fn, config, ctx.mesh)
-    return rounds.trainer(s, ctx, state, step, round_fn, teacher_variables)
+    train_step = make_train_step(s, config)
+    return rounds.trainer(s, ctx, state, train_step, round_fn, teacher_variables)

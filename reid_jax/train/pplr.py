@@ -21,14 +21,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from reid_jax import errors, sharding
+from reid_jax import errors
 from reid_jax.clustering import cross_agreement, pseudo_labels
 from reid_jax.config_schema import Key
-from reid_jax.data import augment
 from reid_jax.losses import contrastive
-from reid_jax.train import forward, loop, rounds
+from reid_jax.train import loop, rounds, step
 from reid_jax.train import state as state_lib
 
 # PPLR CrossEntropyLabelSmooth default epsilon (parts, before AALS starts).
@@ -72,51 +70,32 @@ def validate(config: ml_collections.ConfigDict) -> None:
         )
 
 
-def make_train_step(
-    model: Any, tx: optax.GradientTransformation, lr_fn: optax.Schedule,
-    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
-) -> Any:
-    """Jitted ``train_step(state, batch, rng) -> (state, metrics)``."""
-    aug_cfg = config.aug.to_dict()
+def make_train_step(s: rounds.Setup, config: ml_collections.ConfigDict) -> Any:
+    """``train_step(state, batch, rng) -> (state, metrics)`` (unjitted)."""
     pc = config.pplr
-    group = config.train.bn_group_size
 
-    def train_step(ps: PPLRState, batch: dict, rng: jax.Array) -> tuple[PPLRState, dict]:
-        st = ps.train
-        images = augment.augment_batch(jax.random.fold_in(rng, st.step), batch["image"], aug_cfg)
-        labels = batch["label"]
+    def loss(ps: PPLRState, params: dict, images: jax.Array, batch: dict) -> tuple:
+        labels, n = batch["label"], ps.num_clusters
         ca = ps.agreement[batch["index"]]  # [B, P] scores of these pictures
-        n = ps.num_clusters
+        out, stats = s.fwd(params["model"], ps.train.batch_stats, images)
+        terms = {
+            "pglr_loss": cross_agreement.pglr(out["logits"], out["part_logits"], labels, ca, n,
+                                              pc.beta),
+            "triplet_loss": contrastive.soft_triplet(out["neck_features"], labels),
+        }
         use_aals = ps.round >= pc.aals_epoch
-
-        def loss_fn(params: dict) -> tuple[jax.Array, tuple[dict, Any, dict]]:
-            out, stats = forward.apply_train(model, params["model"], st.batch_stats, images, group)
-            terms = {
-                "pglr_loss": cross_agreement.pglr(
-                    out["logits"], out["part_logits"], labels, ca, n, pc.beta
-                ),
-                "triplet_loss": contrastive.soft_triplet(out["neck_features"], labels),
-            }
-            part_losses = []
-            for p in range(out["part_logits"].shape[1]):
-                lp = out["part_logits"][:, p]
-                part_losses.append(jnp.where(
-                    use_aals,
-                    cross_agreement.aals(lp, labels, ca[:, p], n),
-                    contrastive.masked_cross_entropy(lp, labels, n, PART_LABEL_SMOOTHING),
-                ))
-            terms["part_loss"] = jnp.mean(jnp.stack(part_losses))
-            terms["loss"] = terms["pglr_loss"] + terms["triplet_loss"] + terms["part_loss"]
-            return terms["loss"], (terms, stats, out)
-
-        (loss, (terms, stats, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(st.params)
-        new_train, _ = st.apply_gradients(tx, grads, loss, stats)
+        part_losses = [
+            jnp.where(use_aals, cross_agreement.aals(lp, labels, ca[:, p], n),
+                      contrastive.masked_cross_entropy(lp, labels, n, PART_LABEL_SMOOTHING))
+            for p, lp in enumerate(jnp.moveaxis(out["part_logits"], 1, 0))
+        ]
+        terms["part_loss"] = jnp.mean(jnp.stack(part_losses))
         logits = contrastive.masked_logits(out["logits"], n)
-        metrics = dict(terms, lr=lr_fn(st.step), grad_norm=state_lib.grad_norm(grads))
-        metrics["train_acc"] = jnp.mean(jnp.argmax(logits, -1) == labels)
-        return ps.replace(train=new_train), metrics
+        terms["train_acc"] = jnp.mean(jnp.argmax(logits, -1) == labels)
+        total = terms["pglr_loss"] + terms["triplet_loss"] + terms["part_loss"]
+        return total, {"batch_stats": stats, "metrics": terms}
 
-    return sharding.jit_train_step(train_step, mesh)
+    return step.gradient_step(s.fwd, s.tx, s.lr_fn, loss)
 
 
 def build(ctx: loop.Context) -> loop.Trainer:
@@ -156,5 +135,5 @@ def build(ctx: loop.Context) -> loop.Trainer:
         )
         return host, clus.labels, stats
 
-    step = make_train_step(s.model, s.tx, s.lr_fn, config, ctx.mesh)
-    return rounds.trainer(s, ctx, state, step, round_fn, eval_variables)
+    train_step = make_train_step(s, config)
+    return rounds.trainer(s, ctx, state, train_step, round_fn, eval_variables)

@@ -36,7 +36,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from reid_jax import errors, sharding
+from reid_jax import errors, sharding, vectors
 from reid_jax.clustering import pseudo_labels
 from reid_jax.config_schema import Key, is_
 from reid_jax.data import samplers, sources
@@ -92,6 +92,7 @@ class Setup:
       tx, lr_fn: the optax transform and its schedule (over ``params``).
       params, batch_stats: the network's initial variables ({'model': ...}).
       dim: feature dimension of 'neck_features'.
+      fwd: the training forward (augmentation, BatchNorm groups).
     """
 
     model: nn.Module
@@ -104,6 +105,7 @@ class Setup:
     params: dict
     batch_stats: Any
     dim: int
+    fwd: forward.Forward
 
 
 def setup(
@@ -143,7 +145,7 @@ def setup(
                          {"params": params["model"], "batch_stats": stats_one}, x
                          )["neck_features"].shape[-1]
     return Setup(model, data, train.person_ids.copy(), capacity, steps, tx, lr_fn, params,
-                 batch_stats, dim)
+                 batch_stats, dim, forward.Forward.from_config(model, config))
 
 
 def embed(
@@ -156,7 +158,7 @@ def embed(
         fn, variables, s.data, ctx.mesh, c.eval.batch_size, c.data.height, c.data.width,
         c.data.num_threads, desc=desc, progress=c.train.progress,
     )
-    return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+    return vectors.l2_normalize_np(f)
 
 
 def cluster(
@@ -222,7 +224,7 @@ def trainer(
       s: the setup.
       ctx: the loop's context.
       state: the initial host state (its ``train`` field a TrainState).
-      train_step: the jitted step.
+      train_step: the (unjitted) step; jitted here over the mesh.
       round_fn: ``(host state, epoch) -> (host state, [N] epoch labels with -1 for pictures
         left out, round stats)``: the method's pseudo-label round.
       eval_variables: the variables the evaluators apply.
@@ -240,8 +242,8 @@ def trainer(
                           dataclasses.replace(s.data, labels=labels), batches, stats,
                           summary(epoch, stats))
 
-    return loop.Trainer(s.model, sharding.replicate(state, mesh), train_step, prepare_epoch,
-                        eval_variables)
+    return loop.Trainer(s.model, sharding.replicate(state, mesh),
+                        sharding.jit_train_step(train_step, mesh), prepare_epoch, eval_variables)
 
 
 def create_train_state(s: Setup) -> state_lib.TrainState:

@@ -96,7 +96,7 @@ class State:
 
 def grad_norm(grads: Any) -> jax.Array:
     """Global L2 norm of a gradient tree (logged by every trainer)."""
-    return optax.global_norm(grads)
+    return optax.tree.norm(grads)
 
 
 def eval_variables(state: Any, net: str = "model") -> dict:

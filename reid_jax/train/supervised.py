@@ -13,20 +13,17 @@ identity sampler. The loop, initialisation and evaluation are shared (``loop.py`
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from reid_jax import errors, sharding
 from reid_jax.config_schema import Key
-from reid_jax.data import augment, samplers, sources
+from reid_jax.data import samplers, sources
 from reid_jax.losses import objective
 from reid_jax.models import zoo
-from reid_jax.train import forward, init, loop, optim
+from reid_jax.train import forward, init, loop, optim, step
 from reid_jax.train import state as state_lib
 
 CONFIG = {
@@ -59,11 +56,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
             "the triplet, circle and center losses would treat config.data.unlabeled's "
             "pictures as one identity; set their weights to 0."
         )
-    if config.optim.rpp_classifier_only_epochs > 0 and not config.model.init_from_run:
+    if config.model.rpp and not config.model.init_from_run:
         raise errors.ReidError(
-            "config.optim.rpp_classifier_only_epochs > 0 holds every layer but the RPP part "
-            "classifier, which needs a trained PCB: pass --config.model.init_from_run=<the "
-            "PCB run's workdir>, or set optim.rpp_classifier_only_epochs=0."
+            "config.model.rpp = True refines the parts of a trained PCB (Sun et al., Sec. "
+            "3.3): pass --config.model.init_from_run=<the PCB run's workdir>."
         )
     if len(init.init_runs(config)) > 1:
         raise errors.ReidError("config.model.init_from_run names one earlier run here.")
@@ -85,34 +81,20 @@ def _check_data(train: sources.ReidData, config: ml_collections.ConfigDict, devi
     samplers.check_pk(train.labels, d.p, d.k, devices, d.unlabeled_per_batch)
 
 
-def make_train_step(
-    model: Any, tx: optax.GradientTransformation, lr_fn: optax.Schedule,
-    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
-) -> Any:
-    """The jitted ``train_step(state, batch, rng) -> (state, metrics)`` over ``mesh``."""
-    aug_cfg = config.aug.to_dict()
-    group = config.train.bn_group_size
+def loss_fn(fwd: forward.Forward, config: ml_collections.ConfigDict) -> step.LossFn:
+    """The configured objective (``config.loss``) of one augmented batch."""
 
-    def train_step(state: state_lib.State, batch: dict, rng: jax.Array) -> tuple[Any, dict]:
-        st = state.train
-        rng = jax.random.fold_in(rng, st.step)
-        images = augment.augment_batch(rng, batch["image"], aug_cfg)
-        labels = batch["label"]
-
-        def loss_fn(params: dict) -> tuple[jax.Array, tuple[dict, Any, dict]]:
-            out, stats = forward.apply_train(model, params["model"], st.batch_stats, images, group)
-            centers = params["center_loss"]["centers"] if "center_loss" in params else None
-            terms = objective.loss_terms(out, labels, centers, config.loss, batch.get("attributes"))
-            return terms["loss"], (terms, stats, out)
-
-        (loss, (terms, stats, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(st.params)
-        new_train, _ = st.apply_gradients(tx, grads, loss, stats)
-        metrics = dict(terms, lr=lr_fn(st.step), grad_norm=state_lib.grad_norm(grads))
+    def loss(state: state_lib.State, params: dict, images: jax.Array, batch: dict) -> tuple:
+        out, stats = fwd(params["model"], state.train.batch_stats, images)
+        centers = params["center_loss"]["centers"] if "center_loss" in params else None
+        terms = objective.loss_terms(out, batch["label"], centers, config.loss,
+                                     batch.get("attributes"))
+        metrics = {k: v for k, v in terms.items() if k != "loss"}
         if out.get("logits") is not None:
-            metrics["train_acc"] = jnp.mean(jnp.argmax(out["logits"], -1) == labels)
-        return state.replace(train=new_train), metrics
+            metrics["train_acc"] = jnp.mean(jnp.argmax(out["logits"], -1) == batch["label"])
+        return terms["loss"], {"batch_stats": stats, "metrics": metrics}
 
-    return sharding.jit_train_step(train_step, mesh)
+    return loss
 
 
 def build(ctx: loop.Context) -> loop.Trainer:
@@ -138,6 +120,7 @@ def build(ctx: loop.Context) -> loop.Trainer:
         center_weight=config.loss.center_weight, center_lr=config.loss.center_lr,
     )
     state = state_lib.State(state_lib.TrainState.create(params, stats, tx.init(params)))
+    fwd = forward.Forward.from_config(model, config)
     unlabeled_pool = np.flatnonzero(train.labels < 0)
 
     def prepare_epoch(st: state_lib.State, epoch: int) -> loop.Epoch:
@@ -152,7 +135,8 @@ def build(ctx: loop.Context) -> loop.Trainer:
     return loop.Trainer(
         model=model,
         state=sharding.replicate(state, mesh),
-        train_step=make_train_step(model, tx, lr_fn, config, mesh),
+        train_step=sharding.jit_train_step(step.gradient_step(
+            fwd, tx, lr_fn, loss_fn(fwd, config)), mesh),
         prepare_epoch=prepare_epoch,
         eval_variables=state_lib.eval_variables,
     )

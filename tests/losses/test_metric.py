@@ -26,22 +26,6 @@ def _triplet_reference(feats, labels, margin, soft):
     return np.mean(losses) if losses else 0.0
 
 
-def test_pairwise_distances():
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(4, 3)), rng.normal(size=(5, 3))
-    ref = np.array([[_dist(a, b) for b in y] for a in x])
-    got = metric.pairwise_distances(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
-    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
-    sq = metric.pairwise_distances(jnp.asarray(x), jnp.asarray(y), squared=True)
-    np.testing.assert_allclose(sq, ref**2, rtol=1e-5, atol=1e-5)
-
-
-def test_distance_gradient_finite_at_zero():
-    x = jnp.array([[1.0, 2.0], [1.0, 2.0], [0.0, 1.0]])  # two identical rows
-    grad = jax.grad(lambda x: jnp.sum(metric.pairwise_distances(x, x)))(x)
-    assert np.isfinite(grad).all()
-
-
 @pytest.mark.parametrize("soft", [False, True])
 def test_batch_hard_matches_reference(soft):
     rng = np.random.default_rng(1)

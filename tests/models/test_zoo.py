@@ -78,16 +78,15 @@ def test_build_model_from_config():
             stage_sizes=[1, 1, 1, 1],
             width=8,
             pooling="gem",
-            num_classes=4,
             dtype="bfloat16",
-            init_from="imagenet",  # unknown keys are ignored
+            init_from="imagenet",  # keys that are not fields of the model are not read
         )
     )
-    model = zoo.build_model(config)
+    model = zoo.build_model(config, num_classes=4)
     assert isinstance(model, zoo.ReIDNet)
     assert model.dtype == jnp.bfloat16 and model.stage_sizes == (1, 1, 1, 1)
     assert model.pooling == "gem" and model.num_classes == 4
-    default = zoo.build_model({"backbone": "resnet50"})
+    default = zoo.build_model({"backbone": "resnet50", "stage_sizes": ()})
     assert default.backbone == "resnet50" and default.stage_sizes is None
     with pytest.raises(ValueError, match="unknown model"):
         zoo.build_model({"name": "nope"})

@@ -7,9 +7,8 @@ import pytest
 
 from experiments import cap, cluster_contrast, mmt, pplr
 from reid_jax import errors
-from reid_jax.main import TRAINERS
-from reid_jax.models import parts
-from reid_jax.train import cluster
+from reid_jax.models import heads, parts
+from reid_jax.train import forward, loop, rounds
 
 
 def _config(module, tfds_dir, **overrides):
@@ -29,14 +28,13 @@ def _leaves(state):
 
 def test_cluster_contrast_two_rounds_and_exact_resume(tfds_dir, tmp_path):
     config = _config(cluster_contrast, tfds_dir)
-    full = TRAINERS["cluster_contrast"]["train"](config, str(tmp_path / "full"))
+    full = loop.train(config, str(tmp_path / "full"))
     assert full["epochs_done"] == 2 and len(full["rounds"]) == 2
     for r in full["rounds"]:
         assert r["num_clusters"] >= config.data.p
         assert 0.0 <= r["nmi"] <= 1.0
     cs = full["state"]
     assert int(cs.train.step) == 2 * config.data.steps_per_epoch
-    assert int(cs.round) == 1
     # The memory holds unit rows for the round's clusters, zeros beyond.
     mem = np.asarray(cs.memory)
     c = int(cs.num_clusters)
@@ -45,11 +43,11 @@ def test_cluster_contrast_two_rounds_and_exact_resume(tfds_dir, tmp_path):
     assert 0.0 <= full["after"]["mAP"] <= 1.0
 
     # Interrupted after the first epoch (round), then resumed in the same workdir.
-    first = cluster.train_and_evaluate(
+    first = loop.train(
         _config(cluster_contrast, tfds_dir, **{"train.stop_after_epochs": 1}), str(tmp_path / "re")
     )
     assert first["epochs_done"] == 1
-    resumed = cluster.train_and_evaluate(config, str(tmp_path / "re"))
+    resumed = loop.train(config, str(tmp_path / "re"))
     assert len(resumed["rounds"]) == 1
     assert resumed["rounds"][0]["num_clusters"] == full["rounds"][1]["num_clusters"]
     for a, b in zip(_leaves(full["state"]), _leaves(resumed["state"])):
@@ -59,7 +57,7 @@ def test_cluster_contrast_two_rounds_and_exact_resume(tfds_dir, tmp_path):
 
 def test_pplr_two_rounds(tfds_dir, tmp_path):
     config = _config(pplr, tfds_dir)
-    res = TRAINERS["pplr"]["train"](config, str(tmp_path / "pplr"))
+    res = loop.train(config, str(tmp_path / "pplr"))
     assert len(res["rounds"]) == 2
     for r in res["rounds"]:
         for p in range(3):
@@ -68,16 +66,16 @@ def test_pplr_two_rounds(tfds_dir, tmp_path):
     assert np.asarray(cs.agreement).shape == (len(cs.agreement), 3)
     assert np.isfinite(_leaves(cs.train.params)[0]).all()
     # Evaluating the checkpoint gives the final numbers again.
-    again = TRAINERS["pplr"]["eval"](config, str(tmp_path / "pplr"))
+    again = loop.evaluate(config, str(tmp_path / "pplr"))
     assert again["after"] == res["after"]
 
 
 def test_cap_two_rounds(tfds_dir, tmp_path):
     config = _config(cap, tfds_dir)
-    res = TRAINERS["cap"]["train"](config, str(tmp_path / "cap"))
+    res = loop.train(config, str(tmp_path / "cap"))
     assert len(res["rounds"]) == 2
     cs = res["state"]
-    m = int(cs.num_clusters)
+    m = int(cs.num_proxies)
     assert m == res["rounds"][-1]["num_proxies"] >= res["rounds"][-1]["num_clusters"]
     pc, cams = np.asarray(cs.proxy_cluster), np.asarray(cs.proxy_camera)
     assert (pc[:m] >= 0).all() and (pc[m:] == -1).all() and (cams[:m] >= 0).all()
@@ -86,11 +84,11 @@ def test_cap_two_rounds(tfds_dir, tmp_path):
 
 def test_mmt_two_rounds_with_mean_teachers(tfds_dir, tmp_path):
     config = _config(mmt, tfds_dir)
-    res = TRAINERS["mmt"]["train"](config, str(tmp_path / "mmt"))
+    res = loop.train(config, str(tmp_path / "mmt"))
     assert [r["num_clusters"] for r in res["rounds"]] == [4, 4]
     cs = res["state"]
     students = jax.device_get(cs.train.params)
-    teachers = jax.device_get(cs.ema["params"])
+    teachers = jax.device_get(cs.teachers["params"])
     assert set(students) == {"model", "model2"}
     diffs = [float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(students["model"]),
                                                          jax.tree.leaves(teachers["model"]))]
@@ -103,15 +101,15 @@ def test_mmt_two_rounds_with_mean_teachers(tfds_dir, tmp_path):
 
 def test_trainer_never_sees_identity_labels(tfds_dir, tmp_path, monkeypatch):
     seen = []
-    real = cluster.pseudo_label_round
+    real = rounds.cluster
 
-    def spy(model, cs, data, *args):
-        seen.append((data.labels.copy(), data.person_ids.copy()))
-        return real(model, cs, data, *args)
+    def spy(s, config, feats, epoch):
+        seen.append((s.data.labels.copy(), s.data.person_ids.copy()))
+        return real(s, config, feats, epoch)
 
-    monkeypatch.setattr(cluster, "pseudo_label_round", spy)
+    monkeypatch.setattr(rounds, "cluster", spy)
     config = _config(cluster_contrast, tfds_dir, **{"train.stop_after_epochs": 1})
-    cluster.train_and_evaluate(config, str(tmp_path / "spy"))
+    loop.train(config, str(tmp_path / "spy"))
     labels, pids = seen[0]
     assert (labels == -1).all() and (pids == -1).all()
 
@@ -119,7 +117,7 @@ def test_trainer_never_sees_identity_labels(tfds_dir, tmp_path, monkeypatch):
 def test_too_few_clusters_is_a_clear_error(tfds_dir, tmp_path):
     config = _config(cluster_contrast, tfds_dir, **{"cluster.eps": 0.01, "cluster.min_samples": 40})
     with pytest.raises(errors.ReidError, match="clusters, fewer than data.p"):
-        cluster.train_and_evaluate(config, str(tmp_path / "few"))
+        loop.train(config, str(tmp_path / "few"))
 
 
 def test_grouped_batchnorm_equals_separate_forwards():
@@ -129,7 +127,7 @@ def test_grouped_batchnorm_equals_separate_forwards():
     x = jax.random.normal(jax.random.key(0), (8, 32, 16, 3))
     variables = model.init(jax.random.key(1), x, train=False)
     params, stats = variables["params"], variables["batch_stats"]
-    out, new_stats = cluster.apply_train(model, params, stats, x, bn_group_size=4)
+    out, new_stats = forward.apply_train(model, params, stats, x, bn_group_size=4)
     parts_out = [
         model.apply({"params": params, "batch_stats": stats}, x[i:i + 4], train=True,
                     mutable=["batch_stats"])
@@ -141,13 +139,13 @@ def test_grouped_batchnorm_equals_separate_forwards():
                               parts_out[1][1]["batch_stats"])
     for a, b in zip(jax.tree.leaves(new_stats), jax.tree.leaves(mean_stats)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    whole, _ = cluster.apply_train(model, params, stats, x, bn_group_size=0)
+    whole, _ = forward.apply_train(model, params, stats, x, bn_group_size=0)
     assert not np.allclose(whole["neck_features"], want, atol=1e-3)
 
 
 def test_stripe_pool_uses_adaptive_bins():
     x = jnp.arange(2 * 8 * 2 * 1, dtype=jnp.float32).reshape(2, 8, 2, 1)
-    got = parts.stripe_pool(x, 3)  # bins [0, 3), [2, 6), [5, 8)
+    got = heads.stripe_pool(x, 3)  # bins [0, 3), [2, 6), [5, 8)
     xn = np.asarray(x)
     want = np.stack([xn[:, 0:3].mean((1, 2)), xn[:, 2:6].mean((1, 2)), xn[:, 5:8].mean((1, 2))], 1)
     np.testing.assert_allclose(got, want)

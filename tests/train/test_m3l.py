@@ -9,12 +9,13 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from data_builders import registry
+from experiments import common
 from experiments import m3l as m3l_config
 from reid_jax import sharding
-from reid_jax.data import augment, pipeline
-from reid_jax.meta import episodes, metabn
+from reid_jax.data import augment
 from reid_jax.meta import memory as memory_lib
-from reid_jax.train import m3l, supervised
+from reid_jax.meta import metabn
+from reid_jax.train import loop, m3l
 
 
 class TinyTrunk(nn.Module):
@@ -55,7 +56,7 @@ def _problem(solver="sgd", first_order=False):
     mtr = (xd[:2], yd[:2], jnp.asarray([0, 1]))
     mte = (xd[2], yd[2], jnp.asarray(2))
     noise = jnp.asarray(rng.normal(size=(2, 4, 4)))
-    cfg = m3l_config.meta_config()
+    cfg = common.base_config("m3l").meta
     cfg.inner_solver, cfg.first_order = solver, first_order
     return params, apply_fn, mem, cls_dom, mtr, mte, noise, jnp.asarray(0.3), cfg
 
@@ -149,40 +150,43 @@ def _tiny_config(tfds_dir):
     return c
 
 
+def _first_step(config):
+    """(initial state with its memory filled, batch, state after one step, metrics)."""
+    trainer, ctx = loop.build(config)
+    state = trainer.start(trainer.state)
+    state, batches = loop.host_batches(trainer, config, state, 0, 1)
+    start = jax.device_get(state)  # the step donates its input state's buffers
+    new, metrics = trainer.train_step(state, sharding.to_global(batches[0], ctx.mesh),
+                                      jax.random.key(5))
+    return trainer, start, batches[0], jax.device_get(new), jax.device_get(metrics)
+
+
 def test_step_updates_memory_from_the_updated_model(tfds_dir):
     config = _tiny_config(tfds_dir)
-    mesh = sharding.make_mesh(1)
-    train, _, _ = supervised.open_splits(config)
-    cls_dom = memory_lib.class_domains(train.labels, train.domains, train.num_classes)
-    model, state, tx, lr_fn = m3l.create_state(config, train.num_classes, 4, mesh)
-    state = m3l.init_memory(model, state, train, config, mesh)
+    trainer, state, batch, new, metrics = _first_step(config)
     mem0 = np.asarray(state.memory)
     np.testing.assert_allclose(np.linalg.norm(mem0, axis=1), 1.0, rtol=1e-5)
-    step = m3l.make_train_step(model, tx, lr_fn, config, mesh, 3, cls_dom)
-    rows = episodes.domain_pk_batches(train.labels, train.camera_ids, train.domains, 2, 2, 0, 0, 1)
-    batch = next(pipeline.train_loader(train, rows, 32, 16, 1))
-    key = jax.random.key(5)
-    stats0 = jax.device_get(state.batch_stats)
-    new, metrics = step(state, sharding.to_global(batch, mesh), key)
     assert np.isfinite(metrics["loss"]) and np.isfinite(metrics["mte_loss"])
-    # Recompute: the step's augmentation, then a forward of the *updated* parameters.
-    k_aug = jax.random.split(jax.random.fold_in(key, 0), 4)[0]
+    # Recompute: the step's augmentation, then a forward of the *updated* parameters
+    # with the batch statistics the step started from.
+    k_aug = jax.random.split(jax.random.fold_in(jax.random.key(5), 0), 4)[0]
     images = augment.augment_batch(k_aug, jnp.asarray(batch["image"]), config.aug.to_dict())
-    feats = m3l.memory_features(model, new.params, new.batch_stats, images, 3)
+    stats0 = jax.device_get(state.train.batch_stats)
+    feats = m3l.memory_features(trainer.model, new.train.params, stats0, images, 3)
     expected = memory_lib.update(jnp.asarray(mem0), feats, jnp.asarray(batch["label"]))
     np.testing.assert_allclose(np.asarray(new.memory), np.asarray(expected), rtol=1e-4, atol=1e-5)
     touched = np.unique(batch["label"])
-    untouched = np.setdiff1d(np.arange(train.num_classes), touched)
+    untouched = np.setdiff1d(np.arange(mem0.shape[0]), touched)
     np.testing.assert_array_equal(np.asarray(new.memory)[untouched], mem0[untouched])
     assert not np.allclose(np.asarray(new.memory)[touched], mem0[touched])
     # Running statistics moved (meta-train forwards), by the meta-train domains' average.
     assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(stats0),
-                                                     jax.tree.leaves(jax.device_get(new.batch_stats))))
+                                                     jax.tree.leaves(new.train.batch_stats)))
 
 
 def test_two_iteration_tiny_run(tfds_dir, tmp_path):
-    result = m3l.train_and_evaluate(_tiny_config(tfds_dir), str(tmp_path / "run"))
-    assert int(result["state"].step) == 2
+    result = loop.train(_tiny_config(tfds_dir), str(tmp_path / "run"))
+    assert int(result["state"].train.step) == 2
     assert 0.0 <= result["after"]["mAP"] <= 1.0
 
 
@@ -194,21 +198,10 @@ def test_sharded_step_matches_single_device(tfds_dir):
     # The one-step-Adam inner update is ~lr * sign(g): it turns float rounding in
     # near-zero gradients into lr-sized differences, so compare with the SGD inner step.
     config.meta.inner_solver = "sgd"
-
-    def one_step(mesh):
-        train, _, _ = supervised.open_splits(config)
-        cls_dom = memory_lib.class_domains(train.labels, train.domains, train.num_classes)
-        model, state, tx, lr_fn = m3l.create_state(config, train.num_classes, 4, mesh)
-        state = m3l.init_memory(model, state, train, config, mesh)
-        step = m3l.make_train_step(model, tx, lr_fn, config, mesh, 3, cls_dom)
-        rows = episodes.domain_pk_batches(train.labels, train.camera_ids, train.domains, 4, 2, 0, 0, 1)
-        batch = next(pipeline.train_loader(train, rows, 32, 16, 1))
-        new, metrics = step(state, sharding.to_global(batch, mesh), jax.random.key(1))
-        return jax.device_get(new), jax.device_get(metrics)
-
-    s1, m1 = one_step(sharding.make_mesh(1))
-    s8, m8 = one_step(sharding.make_mesh(8))
+    *_, s1, m1 = _first_step(config)
+    config.num_devices = 8
+    *_, s8, m8 = _first_step(config)
     np.testing.assert_allclose(m1["loss"], m8["loss"], rtol=1e-4)
-    for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s8.params)):
+    for a, b in zip(jax.tree.leaves(s1.train.params), jax.tree.leaves(s8.train.params)):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
     np.testing.assert_allclose(s1.memory, s8.memory, rtol=1e-3, atol=1e-4)

@@ -9,12 +9,12 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from data_builders import registry
+from experiments import common
 from experiments import metabin as metabin_config
 from reid_jax import sharding
-from reid_jax.data import pipeline
-from reid_jax.meta import episodes, inner
+from reid_jax.meta import inner
 from reid_jax.models import bin as bin_lib
-from reid_jax.train import metabin, supervised
+from reid_jax.train import loop, metabin
 
 
 class TinyBinNet(nn.Module):
@@ -57,7 +57,7 @@ def _tiny_problem():
     x = jnp.asarray(x)
     mtr = (x[:8], labels[:8], domains[:8])
     mte = (x[8:], labels[8:])
-    cfg = metabin_config.meta_config()
+    cfg = common.base_config("metabin").meta
     return gates, rest, apply_fn, variables["batch_stats"], mtr, mte, cfg
 
 
@@ -114,26 +114,21 @@ def _tiny_config(tfds_dir, **overrides):
     return c
 
 
-def _one_step(config, mesh):
-    train, _, _ = supervised.open_splits(config)
-    d = episodes.num_domains_of(train.domains)
-    model, state, (tx_b, tx_g), lr_fn = metabin.create_state(config, train.num_classes, 4, mesh)
-    step = metabin.make_train_step(model, tx_b, tx_g, lr_fn, config, mesh, d, 4)
-    rows = episodes.domain_pk_batches(train.labels, train.camera_ids, train.domains,
-                                      config.data.p, config.data.k, 0, 0, 1)
-    batch = next(pipeline.train_loader(train, rows, config.data.height, config.data.width, 1))
-    before = jax.device_get(state.params)
-    new, metrics = step(state, sharding.to_global(batch, mesh), jax.random.key(3))
-    return before, jax.device_get(new), jax.device_get(metrics)
+def _one_step(config):
+    trainer, ctx = loop.build(config)
+    state, batches = loop.host_batches(trainer, config, trainer.state, 0, 1)
+    before = jax.device_get(state.train.params)
+    new, metrics = trainer.train_step(state, sharding.to_global(batches[0], ctx.mesh),
+                                      jax.random.key(3))
+    return before, jax.device_get(new.train), jax.device_get(metrics)
 
 
 def test_meta_step_moves_only_gates_keeps_them_in_range_and_freezes_bn_stats(tfds_dir):
-    mesh = sharding.make_mesh(1)
     # A large gate lr so that the clamp is exercised.
     config = _tiny_config(tfds_dir, **{"meta.gate_lr_factor": 1e4})
-    before, with_meta, metrics = _one_step(config, mesh)
+    before, with_meta, metrics = _one_step(config)
     without, no_meta, _ = _one_step(_tiny_config(tfds_dir, **{"meta.enabled": False,
-                                                             "meta.gate_lr_factor": 1e4}), mesh)
+                                                             "meta.gate_lr_factor": 1e4}))
     g_before, _ = inner.partition(before, metabin.is_gate)
     g_after, rest_after = inner.partition(with_meta.params, metabin.is_gate)
     _, rest_no_meta = inner.partition(no_meta.params, metabin.is_gate)
@@ -155,19 +150,20 @@ def test_meta_step_moves_only_gates_keeps_them_in_range_and_freezes_bn_stats(tfd
 
 def test_two_iteration_tiny_run(tfds_dir, tmp_path):
     config = _tiny_config(tfds_dir)
-    result = metabin.train_and_evaluate(config, str(tmp_path / "run"))
-    assert int(result["state"].step) == 2
+    result = loop.train(config, str(tmp_path / "run"))
+    assert int(result["state"].train.step) == 2
     assert 0.0 <= result["after"]["mAP"] <= 1.0
     gates = [np.asarray(g) for g in jax.tree.leaves(inner.partition(
-        jax.device_get(result["state"].params), metabin.is_gate)[0])]
+        jax.device_get(result["state"].train.params), metabin.is_gate)[0])]
     assert all(((g >= 0) & (g <= 1)).all() for g in gates)
 
 
 def test_sharded_step_matches_single_device(tfds_dir):
     assert len(jax.devices()) == 8
     config = _tiny_config(tfds_dir, **{"data.p": 4, "optim.name": "sgd", "optim.lr": 0.05})
-    _, one, m1 = _one_step(config, sharding.make_mesh(1))
-    _, eight, m8 = _one_step(config, sharding.make_mesh(8))
+    _, one, m1 = _one_step(config)
+    config.num_devices = 8
+    _, eight, m8 = _one_step(config)
     np.testing.assert_allclose(m1["loss"], m8["loss"], rtol=1e-4)
     np.testing.assert_allclose(m1["meta_loss"], m8["meta_loss"], rtol=1e-3)
     for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(eight.params)):

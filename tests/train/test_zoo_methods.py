@@ -11,15 +11,16 @@ import math
 import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
-from experiments import agw, apr, bot_ibn, ianet, idver, margin, pcb
-from reid_jax import errors
-from reid_jax.losses import classification, metric
+from experiments import agw, apr, bot_ibn, common, ianet, idver, margin, pcb
+from reid_jax import config_schema, errors
+from reid_jax.data import sources
+from reid_jax.losses import classification, metric, objective
 from reid_jax.losses import margin as margin_lib
-from reid_jax.train import supervised
+from reid_jax.models import zoo
+from reid_jax.train import init, loop
 
 
 def _tiny(module, tfds_dir, arg="synthetic_tiny"):
@@ -34,11 +35,11 @@ def _tiny(module, tfds_dir, arg="synthetic_tiny"):
 
 def _train(config, workdir):
     """Runs the trainer; returns (result, last logged train metrics)."""
-    result = supervised.train_and_evaluate(config, str(workdir))
+    result = loop.train(config, str(workdir))
     with open(result["paths"]["metrics"]) as f:
         records = [json.loads(line) for line in f]
     train = [r for r in records if any(k.startswith("train/") for k in r)]
-    assert int(jax.device_get(result["state"].step)) == 2
+    assert int(jax.device_get(result["state"].train.step)) == 2
     assert result["after"]["num_valid_queries"] > 0
     assert 0.0 <= result["after"]["mAP"] <= 1.0
     for key, value in train[-1].items():
@@ -47,7 +48,7 @@ def _train(config, workdir):
 
 
 def _param_names(result):
-    params = result["state"].params["model"]
+    params = result["state"].train.params["model"]
     return {"/".join(str(getattr(k, "key", k)) for k in path)
             for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
 
@@ -110,29 +111,29 @@ def test_rpp_from_a_pcb_run(tfds_dir, tmp_path):
     config = _tiny(pcb, tfds_dir, "rpp-synthetic_tiny")
     assert config.model.rpp and config.optim.rpp_classifier_only_epochs > 0
     with pytest.raises(errors.ReidError, match="init_from_run"):
-        supervised.train_and_evaluate(config, str(tmp_path / "no_pcb"))
+        loop.train(config, str(tmp_path / "no_pcb"))
     config.model.init_from_run = str(tmp_path / "pcb")
     config.optim.rpp_classifier_only_epochs = 1  # = both steps of the 1-epoch run
     result, metrics = _train(config, tmp_path / "rpp")
     assert "train/id_loss" in metrics
-    before = flax.traverse_util.flatten_dict(jax.device_get(pcb_result["state"].params["model"]))
-    after = flax.traverse_util.flatten_dict(jax.device_get(result["state"].params["model"]))
+    before = flax.traverse_util.flatten_dict(jax.device_get(pcb_result["state"].train.params["model"]))
+    after = flax.traverse_util.flatten_dict(jax.device_get(result["state"].train.params["model"]))
     assert set(after) - set(before) == {("rpp_classifier", "classifier", "kernel"),
                                         ("rpp_classifier", "classifier", "bias")}
     for key, value in before.items():
         np.testing.assert_array_equal(after[key], value, err_msg="/".join(key))
     assert not np.allclose(after[("rpp_classifier", "classifier", "kernel")], 0.0)
-    init = supervised.init_variables(
-        supervised.build_model(config, 8), config, 8, jax.random.key(config.seed))[0]["model"]
+    fresh = init.model_variables(zoo.build_model(config.model, 8), config,
+                                 jax.random.key(config.seed), load=False)[0]
     assert not np.allclose(after[("rpp_classifier", "classifier", "kernel")],
-                           init["rpp_classifier"]["classifier"]["kernel"])
+                           fresh["rpp_classifier"]["classifier"]["kernel"])
 
 
 def test_apr_attributes_from_the_builder(tfds_dir, tmp_path):
     """synthetic_persons carries 8 attributes per image: APR trains 2 steps and logs them."""
     config = _tiny(apr, tfds_dir)
     assert config.model.num_attributes == 8
-    train, _, _ = supervised.open_splits(config)
+    train = sources.open_train(config.data)
     assert train.attributes.shape == (len(train), 8) and (train.attributes >= 0).all()
     _, metrics = _train(config, tmp_path)
     assert {"train/attribute_loss", "train/attribute_acc", "train/id_loss"} <= set(metrics)
@@ -143,7 +144,7 @@ def test_apr_attributes_from_the_builder(tfds_dir, tmp_path):
     out = {"features": jnp.zeros((2, 4)), "logits": jnp.zeros((2, 3)),
            "attribute_logits": jnp.zeros((2, 8))}
     with pytest.raises(errors.ReidError, match="attributes"):
-        supervised.loss_terms(out, jnp.array([0, 1]), None, config.loss, None)
+        objective.loss_terms(out, jnp.array([0, 1]), None, config.loss, None)
 
 
 def test_apr_on_a_dataset_without_attributes_borrows_them():
@@ -160,10 +161,8 @@ def test_apr_on_a_dataset_without_attributes_borrows_them():
 
 
 def _loss_cfg(**keys):
-    c = ml_collections.ConfigDict(dict(
-        id_weight=1.0, label_smoothing=0.1, triplet_weight=1.0, triplet_margin=0.3,
-        soft_margin=False, center_weight=0.0,
-    ))
+    c = common.base_config("supervised").loss
+    c.center_weight = 0.0
     for k, v in keys.items():
         c[k] = v
     return c
@@ -178,39 +177,41 @@ def test_loss_terms_dispatch_matches_the_loss_functions():
     parts = jnp.asarray(rng.normal(size=(6, 4, 3)), jnp.float32)
     out = {"features": feats, "logits": cos}
 
-    bot = supervised.loss_terms(out, labels, None, _loss_cfg())
+    bot = objective.loss_terms(out, labels, None, _loss_cfg())
     np.testing.assert_allclose(bot["triplet_loss"], metric.batch_hard_triplet(feats, labels))
-    wrt = supervised.loss_terms(out, labels, None, _loss_cfg(triplet="wrt"))
+    wrt = objective.loss_terms(out, labels, None, _loss_cfg(triplet="wrt"))
     np.testing.assert_allclose(wrt["triplet_loss"], metric.weighted_regularized_triplet(feats, labels))
 
-    cosface = supervised.loss_terms(out, labels, None, _loss_cfg(
+    cosface = objective.loss_terms(out, labels, None, _loss_cfg(
         margin_softmax="cosface", margin_scale=30.0, margin_m=0.35))
     ref = classification.cross_entropy(margin_lib.cosface_logits(cos, labels, 30.0, 0.35), labels, 0.1)
     np.testing.assert_allclose(cosface["id_loss"], ref, rtol=1e-6)
-    arc = supervised.loss_terms(out, labels, None, _loss_cfg(margin_softmax="arcface"))
+    arc = objective.loss_terms(out, labels, None, _loss_cfg(
+        margin_softmax="arcface", margin_scale=margin_lib.ARCFACE_SCALE, margin_m=0.5))
     ref = classification.cross_entropy(margin_lib.arcface_logits(cos, labels), labels, 0.1)
     np.testing.assert_allclose(arc["id_loss"], ref, rtol=1e-6)
 
-    circle = supervised.loss_terms(out, labels, None, _loss_cfg(triplet_weight=0.0, circle_weight=2.0))
+    circle = objective.loss_terms(out, labels, None, _loss_cfg(triplet_weight=0.0, circle_weight=2.0))
     assert "triplet_loss" not in circle
     np.testing.assert_allclose(circle["loss"], circle["id_loss"] + 2 * circle["circle_loss"], rtol=1e-6)
 
     pcb_out = {"features": feats, "logits": None, "part_logits": parts}
     per_part = [classification.cross_entropy(parts[:, p], labels, 0.0) for p in range(4)]
-    pcb_sum = supervised.loss_terms(pcb_out, labels, None, _loss_cfg(label_smoothing=0.0, triplet_weight=0.0))
+    pcb_sum = objective.loss_terms(pcb_out, labels, None, _loss_cfg(label_smoothing=0.0, triplet_weight=0.0))
     np.testing.assert_allclose(pcb_sum["id_loss"], sum(per_part), rtol=1e-6)
-    pcb_mean = supervised.loss_terms(pcb_out, labels, None, _loss_cfg(
+    pcb_mean = objective.loss_terms(pcb_out, labels, None, _loss_cfg(
         label_smoothing=0.0, triplet_weight=0.0, part_reduction="mean"))
     np.testing.assert_allclose(pcb_mean["id_loss"], sum(per_part) / 4, rtol=1e-6)
 
     unlabeled = jnp.array([0, 0, 1, 1, -1, -1])
-    lsro_terms = supervised.loss_terms(out, unlabeled, None, _loss_cfg(triplet_weight=0.0, lsro=True))
+    lsro_terms = objective.loss_terms(out, unlabeled, None, _loss_cfg(triplet_weight=0.0, lsro=True))
     assert np.isfinite(float(lsro_terms["loss"]))
 
-    with pytest.raises(errors.ReidError, match="margin_softmax"):
-        supervised.loss_terms(out, labels, None, _loss_cfg(margin_softmax="sphereface"))
+    with pytest.raises(errors.ReidError, match="margin_softmax.*choose from"):
+        config_schema.check_value("loss.margin_softmax", "sphereface",
+                                  objective.CONFIG["margin_softmax"])
     with pytest.raises(errors.ReidError, match="verification"):
-        supervised.loss_terms(out, labels, None, _loss_cfg(verification_weight=1.0))
+        objective.loss_terms(out, labels, None, _loss_cfg(verification_weight=1.0))
 
 
 def test_lsro_appends_unlabeled_pictures(tfds_dir, tmp_path, monkeypatch):
@@ -221,13 +222,13 @@ def test_lsro_appends_unlabeled_pictures(tfds_dir, tmp_path, monkeypatch):
     config.data.unlabeled = "synthetic_persons/tiny:query"  # the tiny set's own pictures
     config.data.unlabeled_per_batch = 4
     seen = []
-    loader = supervised.pipeline.train_loader
+    loader = loop.pipeline.train_loader
 
     def recording_loader(data, batches, *args):
         seen.append((np.asarray(data.labels)[batches], np.asarray(data.domains)[batches]))
         return loader(data, batches, *args)
 
-    monkeypatch.setattr(supervised.pipeline, "train_loader", recording_loader)
+    monkeypatch.setattr(loop.pipeline, "train_loader", recording_loader)
     result, metrics = _train(config, tmp_path)
     labels, domains = seen[0]
     pk = config.data.p * config.data.k
@@ -235,12 +236,12 @@ def test_lsro_appends_unlabeled_pictures(tfds_dir, tmp_path, monkeypatch):
     assert (labels[:, :pk] >= 0).all() and (domains[:, :pk] == 0).all()
     assert (labels[:, pk:] == -1).all() and (domains[:, pk:] == 1).all()
     # The classifier covers the labelled identities only.
-    train = supervised.sources.open_data([("synthetic_persons/tiny", "train")], tfds_dir)
-    kernel = result["state"].params["model"]["neck"]["classifier"]["kernel"]
+    train = sources.open_data([("synthetic_persons/tiny", "train")], tfds_dir)
+    kernel = result["state"].train.params["model"]["neck"]["classifier"]["kernel"]
     assert kernel.shape[-1] == train.num_classes
     assert {"train/id_loss", "train/verification_loss"} <= set(metrics)
     # --mode=eval leaves the unlabeled pictures unread and restores the same classifier.
-    evaluated = supervised.evaluate_checkpoint(config, str(tmp_path))
+    evaluated = loop.evaluate(config, str(tmp_path))
     np.testing.assert_allclose(evaluated["after"]["mAP"], result["after"]["mAP"], rtol=1e-6)
 
 
@@ -256,4 +257,4 @@ def test_lsro_refuses_unusable_settings(tfds_dir, tmp_path, change, match):
     config.loss.triplet_weight = change.get("triplet_weight", 0.0)
     config.data.unlabeled_per_batch = change.get("per_batch", 4)
     with pytest.raises(errors.ReidError, match=match):
-        supervised.train_and_evaluate(config, str(tmp_path))
+        loop.train(config, str(tmp_path))
