@@ -53,7 +53,10 @@ def run_one(
     """Trains and evaluates one (method, seed); reuses a finished run's result file."""
     import importlib
 
-    from reid_jax.train import loop
+    import jax
+
+    from reid_jax.meta import inner
+    from reid_jax.train import loop, metabin
 
     workdir = os.path.join(out, f"{method}_s{seed}")
     done = os.path.join(workdir, "result.json")
@@ -68,10 +71,17 @@ def run_one(
         config.train.num_epochs = epochs
     if data_dir:
         config.data.data_dir = data_dir
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     result = loop.train(config, workdir)
+    gates = [np.asarray(g).ravel() for g in jax.tree.leaves(inner.partition(
+        jax.device_get(result["state"].train.params), metabin.is_gate)[0])]
+    if gates:  # MetaBIN: where the meta-learned gates ended (they start at 1)
+        g = np.concatenate(gates)
+        result["after"].update(gate_mean=float(g.mean()), gate_std=float(g.std()),
+                               gate_below_0_9=float((g < 0.9).mean()))
     record = {"method": method, "seed": seed, **result["after"],
-              "train_seconds": result.get("train_seconds"), "wall_seconds": time.time() - t0}
+              "train_seconds": result.get("train_seconds"), "wall_seconds": time.time() - t0,
+              "cpu_seconds": time.process_time() - c0}
     with open(done, "w") as f:
         json.dump(record, f)
     return record
@@ -91,6 +101,10 @@ def summarize(records: list[dict[str, Any]]) -> str:
             f"{method:10s} {len(rows):5d} {r1.mean():7.2f} +- {r1.std():5.2f} "
             f"{ap.mean():7.2f} +- {ap.std():5.2f} {mins:8.1f}"
         )
+        for r in rows:
+            if "gate_mean" in r:
+                lines.append(f"  seed {r['seed']}: gates mean {r['gate_mean']:.3f}, std "
+                             f"{r['gate_std']:.3f}, {100 * r['gate_below_0_9']:.1f}% below 0.9")
     return "\n".join(lines)
 
 

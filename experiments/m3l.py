@@ -86,8 +86,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.optim.warmup_epochs = 10
         c.optim.warmup_factor = 0.01
         c.optim.milestones = (30, 50)
+        c.optim.schedule_unit = "epoch"  # lr_scheduler.step() once per epoch (main.py)
         c.train.num_epochs = 60
         c.data.steps_per_epoch = 200  # official --iters 200
+        c.data.resize = "bicubic"
+        c.model.stem_relu = False  # resMeta.py: conv1 -> bn1 -> maxpool
         c.aug.erasing = 0.0  # official transforms: flip, pad 10, crop (no erasing)
+        common.reset(c, "aug.erasing_max_area", "aug.erasing_aspect", "aug.erasing_tries",
+                     "aug.erasing_fill")
         c.eval.before_training = False
     return c

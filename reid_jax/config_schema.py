@@ -86,14 +86,37 @@ DATA: Section = {
     "width": Key(128, "Input width in pixels.", low=8, high=4096),
     "p": Key(16, "Identities (pseudo identities, proxies) per batch.", low=1),
     "k": Key(4, "Pictures per identity in a batch.", low=1),
-    "steps_per_epoch": Key(0, "Batches per epoch; 0 = derived from the data.", low=0),
+    "steps_per_epoch": Key(0, "Batches per epoch; 0 = derived from the data (clustering: "
+                           "the round's clustered pictures // batch, every round).", low=0),
+    "sampler": Key("pk", "Batches: 'pk' (P identities x K, camera-diverse), 'random' "
+                   "(shuffled pictures, PCB), 'cluster_uniform' (every pseudo identity once "
+                   "per pass, an anchor then K-1 from other cameras: the clustering "
+                   "references' RandomMultipleGallerySampler).",
+                   choices=("pk", "random", "cluster_uniform")),
     "num_threads": Key(4, "Host threads decoding pictures.", low=1, high=256),
+    "resize": Key("bilinear", "Resize interpolation of the host loader (torchvision's default "
+                  "bilinear; fast-reid and the clustering references use bicubic).",
+                  choices=("bilinear", "bicubic")),
 }
 
 AUG: Section = {
     "flip": Key(0.5, "Probability of a horizontal flip.", low=0.0, high=1.0),
     "pad": Key(10, "Zero padding before the random crop, in pixels.", low=0),
     "erasing": Key(0.5, "Probability of random erasing.", low=0.0, high=1.0),
+    "erasing_max_area": Key(0.4, "Largest erased area, as a fraction of the picture (CAP 0.2).",
+                            low=0.02, high=1.0, when=lambda c: c.aug.erasing > 0,
+                            when_doc="aug.erasing > 0"),
+    "erasing_aspect": Key("uniform", "Aspect ratio draw: uniform in [0.3, 3.33] (Zhong et al.) "
+                          "or log-uniform (torchvision).", choices=("uniform", "log_uniform"),
+                          when=lambda c: c.aug.erasing > 0, when_doc="aug.erasing > 0"),
+    "erasing_tries": Key(100, "Rectangles drawn until one fits (Zhong et al. 100, torchvision "
+                         "10).", low=1, high=1000, when=lambda c: c.aug.erasing > 0,
+                         when_doc="aug.erasing > 0"),
+    "erasing_fill": Key("imagenet_mean_values", "Erased value: the ImageNet mean numbers or "
+                        "(0.4914, 0.4822, 0.4465) written into the normalised picture, as the "
+                        "references do, or the mean pixel.",
+                        choices=("imagenet_mean_values", "mean_values", "pixel_mean"),
+                        when=lambda c: c.aug.erasing > 0, when_doc="aug.erasing > 0"),
     "color_jitter": Key(0.0, "Brightness/contrast/saturation jitter strength; 0 = off.",
                         low=0.0, high=1.0),
 }
@@ -119,8 +142,13 @@ MODEL: Section = {
     "last_stride": Key(1, "Stride of the last stage (1 for re-ID).", choices=(1, 2)),
     "norm": Key("bn", "Backbone normalisation.", choices=("bn", "ibn_a", "ibn_b", "bin")),
     "dtype": Key("float32", "Backbone compute dtype.", choices=("float32", "bfloat16")),
+    "stem_relu": Key(True, "ReLU after the stem's norm (torchvision); the ResNet-50 files of "
+                     "BoT, MMT, M3L and CAP leave it out."),
     "pooling": Key("avg", "Global pooling.", choices=("avg", "gem"), when=_global_head,
                    when_doc=_GLOBAL),
+    "gem_learnable": Key(True, "GeM's exponent is learned (else fixed at 3, fast-reid).",
+                         when=lambda c: _global_head(c) and c.model.pooling == "gem",
+                         when_doc="model.pooling='gem'"),
     "neck": Key("bnneck", "BatchNorm neck after pooling.", choices=("bnneck", "none"),
                 when=_global_head, when_doc=_GLOBAL),
     "classifier": Key("linear", "Identity classifier: bias-free linear, or cosine (margin "
@@ -135,6 +163,12 @@ MODEL: Section = {
                     when_doc="model.head='pcb'"),
     "rpp": Key(False, "Refined part pooling on the PCB head (Sun et al. 2018).",
                when=is_("model.head", "pcb"), when_doc="model.head='pcb'"),
+    "pcb_dropout": Key(0.0, "Dropout on the PCB stripes before the reduction (official 0.5).",
+                       low=0.0, high=0.99, when=is_("model.head", "pcb"),
+                       when_doc="model.head='pcb'"),
+    "pcb_shared_reduction": Key(False, "One reduction conv + BatchNorm for all PCB stripes "
+                                "(the official code) instead of one per stripe.",
+                                when=is_("model.head", "pcb"), when_doc="model.head='pcb'"),
     "non_local": Key(False, "AGW non-local blocks in stages 2 and 3.",
                      when=is_("model.name", "reid_net"), when_doc="model.name='reid_net'"),
     "ianet_stages": Key((), "1-based stages followed by an IANet IA block; () = none.",
@@ -172,11 +206,20 @@ OPTIM: Section = {
                       when_doc="optim.schedule='multistep'"),
     "gamma": Key(0.1, "Factor of each multistep decay.", low=0.0, high=1.0,
                  when=is_("optim.schedule", "multistep"), when_doc="optim.schedule='multistep'"),
+    "schedule_unit": Key("step", "What the schedule counts: 'step' (the scheduler is stepped "
+                         "every iteration) or 'epoch' (once per epoch, as BoT, CAP, M3L).",
+                         choices=("step", "epoch")),
+    "schedule_epoch_offset": Key(0, "Epochs added before evaluating a per-epoch schedule (1 "
+                                 "where the reference steps it at each epoch's start).",
+                                 low=0, high=1, when=is_("optim.schedule_unit", "epoch"),
+                                 when_doc="optim.schedule_unit='epoch'"),
     "warmup_epochs": Key(10.0, "Linear warmup length in epochs; 0 = none.", low=0.0),
     "warmup_factor": Key(0.1, "Learning-rate factor at the start of the warmup.", low=0.0,
                          high=1.0, when=lambda c: c.optim.warmup_epochs > 0,
                          when_doc="optim.warmup_epochs > 0"),
     "grad_clip": Key(0.0, "Global gradient-norm clip; 0 = off.", low=0.0),
+    "bias_lr_factor": Key(1.0, "Biases at this factor x the learning rate.", low=0.0,
+                          high=10.0),
     "backbone_lr_mult": Key(1.0, "Backbone learning rate = this x the new layers' (PCB 0.1).",
                             low=0.0, high=10.0),
     "rpp_classifier_only_epochs": Key(0, "RPP: epochs in which only the part classifier "

@@ -3,9 +3,13 @@
 Per-image randomness comes from splitting the step rng once per image (``jax.vmap``),
 so results do not depend on how the batch is sharded over devices.
 
-Constants: ImageNet mean/std (torchvision); pad 10 + random crop and random erasing with
-p=0.5, area 0.02-0.4, aspect 0.3-3.33, filled with the mean pixel, as BoT (Luo et al.
-2019) and Random Erasing (Zhong et al., AAAI 2020) use.
+Constants: ImageNet mean/std (torchvision); pad 10 + random crop, and random erasing as
+Zhong et al.'s RandomErasing (AAAI 2020) that BoT, cluster contrast, PPLR and MMT use:
+p 0.5, area 0.02-0.4, aspect ratio uniform in [0.3, 1/0.3], up to 100 tries, the box
+filled with the numbers (0.485, 0.456, 0.406) written *after* normalisation (so not the
+mean pixel). ``config.aug`` selects the variants of the other references: CAP's
+smaller boxes (0.2), torchvision's log-uniform ratio and 10 tries (fast-reid), the
+mean pixel as fill.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import jax.numpy as jnp
 
 IMAGENET_MEAN = jnp.array([0.485, 0.456, 0.406], jnp.float32)
 IMAGENET_STD = jnp.array([0.229, 0.224, 0.225], jnp.float32)
-_ERASE_TRIES = 10  # candidate rectangles per image; the first that fits is used.
+# Zhong et al.'s RandomErasing default `mean`, written into the normalised image.
+ERASE_MEAN_VALUES = jnp.array([0.4914, 0.4822, 0.4465], jnp.float32)
 
 
 def normalize(images: jax.Array) -> jax.Array:
@@ -49,27 +54,32 @@ def random_erasing(
     area: tuple[float, float] = (0.02, 0.4),
     min_aspect: float = 0.3,
     fill: jax.Array | None = None,
+    tries: int = 100,
+    log_aspect: bool = False,
 ) -> jax.Array:
     """Random Erasing (Zhong et al. 2020) on one normalised HxWxC image.
 
-    Draws up to ``_ERASE_TRIES`` rectangles of area in ``area`` x H*W and aspect ratio in
-    [min_aspect, 1/min_aspect] (log-uniform); the first that fits is filled with ``fill``
-    (default 0, i.e. the mean pixel after normalisation).
+    Draws up to ``tries`` rectangles of area in ``area`` x H*W and aspect ratio in
+    [min_aspect, 1/min_aspect] (uniform, as Zhong et al.; log-uniform with
+    ``log_aspect``, as torchvision); the first that fits is filled with ``fill``
+    (default 0, i.e. the mean pixel after normalisation), at a corner drawn uniformly
+    over every position where it fits (both ends included, as ``random.randint``).
     """
     h, w = img.shape[:2]
     k_apply, k_area, k_aspect, k_y, k_x = jax.random.split(rng, 5)
-    s = jax.random.uniform(k_area, (_ERASE_TRIES,), minval=area[0], maxval=area[1]) * h * w
-    log_r = jax.random.uniform(
-        k_aspect, (_ERASE_TRIES,), minval=jnp.log(min_aspect), maxval=-jnp.log(min_aspect)
-    )
-    r = jnp.exp(log_r)
+    s = jax.random.uniform(k_area, (tries,), minval=area[0], maxval=area[1]) * h * w
+    if log_aspect:
+        r = jnp.exp(jax.random.uniform(
+            k_aspect, (tries,), minval=jnp.log(min_aspect), maxval=-jnp.log(min_aspect)))
+    else:
+        r = jax.random.uniform(k_aspect, (tries,), minval=min_aspect, maxval=1.0 / min_aspect)
     eh = jnp.round(jnp.sqrt(s * r)).astype(jnp.int32)
     ew = jnp.round(jnp.sqrt(s / r)).astype(jnp.int32)
     fits = (eh < h) & (ew < w) & (eh > 0) & (ew > 0)
     first = jnp.argmax(fits)
     eh, ew, any_fit = eh[first], ew[first], fits.any()
-    y0 = jax.random.randint(k_y, (), 0, jnp.maximum(h - eh, 1))
-    x0 = jax.random.randint(k_x, (), 0, jnp.maximum(w - ew, 1))
+    y0 = jax.random.randint(k_y, (), 0, jnp.maximum(h - eh + 1, 1))
+    x0 = jax.random.randint(k_x, (), 0, jnp.maximum(w - ew + 1, 1))
     ys = jnp.arange(h)[:, None]
     xs = jnp.arange(w)[None, :]
     inside = (ys >= y0) & (ys < y0 + eh) & (xs >= x0) & (xs < x0 + ew)
@@ -99,24 +109,30 @@ def augment_batch(rng: jax.Array, images: jax.Array, cfg: Mapping[str, Any]) -> 
     Args:
       rng: one key for the whole batch.
       images: uint8 [N,H,W,3].
-      cfg: config.aug with keys flip (prob), pad (pixels), erasing (prob), and
-        color_jitter (strength, 0 = off).
+      cfg: config.aug as a dict: flip (prob), pad (pixels), erasing (prob) with
+        erasing_max_area / erasing_aspect / erasing_tries / erasing_fill, color_jitter
+        (strength, 0 = off).
     """
     keys = jax.random.split(rng, images.shape[0])
 
     def one(key: jax.Array, img: jax.Array) -> jax.Array:
         k_cj, k_flip, k_crop, k_erase = jax.random.split(key, 4)
         x = img.astype(jnp.float32) / 255.0
-        if cfg.get("color_jitter", 0.0) > 0:
+        if cfg["color_jitter"] > 0:
             cj = float(cfg["color_jitter"])
             x = color_jitter(k_cj, x, cj, cj, cj)
-        if cfg.get("flip", 0.0) > 0:
+        if cfg["flip"] > 0:
             x = random_flip(k_flip, x, float(cfg["flip"]))
         # Pad with black before normalising, as torchvision's Pad(10) on the PIL image.
-        x = pad_crop(k_crop, x, int(cfg.get("pad", 0)))
+        x = pad_crop(k_crop, x, int(cfg["pad"]))
         x = (x - IMAGENET_MEAN) / IMAGENET_STD
-        if cfg.get("erasing", 0.0) > 0:
-            x = random_erasing(k_erase, x, float(cfg["erasing"]))
+        if cfg["erasing"] > 0:
+            fill = {"mean_values": ERASE_MEAN_VALUES, "imagenet_mean_values": IMAGENET_MEAN,
+                    "pixel_mean": None}[cfg["erasing_fill"]]
+            x = random_erasing(
+                k_erase, x, float(cfg["erasing"]), (0.02, float(cfg["erasing_max_area"])),
+                0.3, fill, int(cfg["erasing_tries"]), cfg["erasing_aspect"] == "log_uniform",
+            )
         return x
 
     return jax.vmap(one)(keys, images)

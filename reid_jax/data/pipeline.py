@@ -1,6 +1,7 @@
 """Grain loaders: index batches -> decoded, resized uint8 host batches.
 
-The host only decodes and resizes (PIL, bilinear as torchvision's Resize); everything
+The host only decodes and resizes (PIL; bilinear as torchvision's Resize default, or
+bicubic as fast-reid and the clustering references ask: ``config.data.resize``); everything
 random (flip, pad + crop, erasing, colour jitter) happens on the accelerator inside the
 jitted step (see augment.py), from the step's rng. Batches stay uint8 until then, which
 quarters the host-to-device traffic.
@@ -20,17 +21,24 @@ from PIL import Image
 from reid_jax.data import samplers, sources
 
 
-def load_image(data: sources.ReidData, index: int, height: int, width: int) -> np.ndarray:
+RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+
+
+def load_image(
+    data: sources.ReidData, index: int, height: int, width: int, resize: str = "bilinear"
+) -> np.ndarray:
     """Decodes example ``index`` and resizes it to (height, width); uint8 HxWx3."""
     img = data.image(index)
     if img.shape[0] != height or img.shape[1] != width:
-        img = np.asarray(Image.fromarray(img).resize((width, height), Image.BILINEAR))
+        img = np.asarray(Image.fromarray(img).resize((width, height), RESAMPLE[resize]))
     return img
 
 
-def _batch(data: sources.ReidData, idx: np.ndarray, height: int, width: int) -> dict[str, np.ndarray]:
+def _batch(
+    data: sources.ReidData, idx: np.ndarray, height: int, width: int, resize: str
+) -> dict[str, np.ndarray]:
     out = {
-        "image": np.stack([load_image(data, int(i), height, width) for i in idx]),
+        "image": np.stack([load_image(data, int(i), height, width, resize) for i in idx]),
         "label": data.labels[idx],
         "person_id": data.person_ids[idx],
         "camera_id": data.camera_ids[idx],
@@ -54,6 +62,7 @@ def train_loader(
     height: int,
     width: int,
     num_threads: int = 4,
+    resize: str = "bilinear",
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yields one host batch per row of ``batch_indices`` (from samplers.pk_batches).
 
@@ -62,11 +71,12 @@ def train_loader(
     the data has them.
     """
     rows = [np.asarray(r) for r in batch_indices]
-    return _loader(rows, lambda r: _batch(data, r, height, width), num_threads)
+    return _loader(rows, lambda r: _batch(data, r, height, width, resize), num_threads)
 
 
 def eval_loader(
-    data: sources.ReidData, batch_size: int, height: int, width: int, num_threads: int = 4
+    data: sources.ReidData, batch_size: int, height: int, width: int, num_threads: int = 4,
+    resize: str = "bilinear",
 ) -> tuple[int, Iterator[dict[str, np.ndarray]]]:
     """Every example once, in order, in fixed-size batches; the last is padded.
 
@@ -76,7 +86,7 @@ def eval_loader(
     idx, mask = samplers.eval_batches(len(data), batch_size)
 
     def fetch(b: int) -> dict[str, np.ndarray]:
-        out = _batch(data, idx[b], height, width)
+        out = _batch(data, idx[b], height, width, resize)
         out["mask"] = mask[b]
         return out
 

@@ -129,6 +129,110 @@ def pk_batches(
     return out
 
 
+def random_batches(
+    labels: np.ndarray, batch: int, seed: int, epoch: int, num_batches: int
+) -> np.ndarray:
+    """Shuffled batches of labelled examples, no identity structure (PCB's loader:
+    ``shuffle=True, drop_last=True``): passes over the data, each a fresh permutation.
+
+    Returns:
+      int64 [num_batches, batch].
+    """
+    pool = np.flatnonzero(np.asarray(labels) >= 0)
+    if pool.size < batch:
+        raise errors.ReidError(f"{pool.size} labelled pictures cannot fill a batch of {batch}.")
+    rng = np.random.default_rng([seed, epoch])
+    per_pass = pool.size // batch  # drop_last in every pass
+    rows = [rng.permutation(pool)[: per_pass * batch].reshape(per_pass, batch)
+            for _ in range(-(-num_batches // per_pass))]
+    return np.concatenate(rows)[:num_batches]
+
+
+def _group(rng: np.random.Generator, idx: np.ndarray, cams: np.ndarray, k: int,
+           cross_camera: bool) -> np.ndarray:
+    """One identity's K pictures, as the references' samplers pick them."""
+    if not cross_camera:  # CAP's ClassUniformlySampler: K of the proxy's pictures
+        if len(idx) >= k:
+            return rng.permutation(idx)[:k]
+        return rng.permutation(np.tile(idx, k))[:k]
+    anchor = rng.choice(idx)
+    others = idx[idx != anchor]
+    cand = others[cams[others] != cams[anchor]]
+    if cand.size == 0:  # every picture in the anchor's camera: the other pictures
+        cand = others
+    if cand.size == 0:  # a singleton: the anchor alone
+        return np.asarray([anchor])
+    picks = rng.choice(cand, size=k - 1, replace=cand.size < k)  # threshold K, as the code
+    return np.concatenate([[anchor], picks])
+
+
+def cluster_uniform_batches(
+    labels: np.ndarray,
+    camera_ids: np.ndarray,
+    p: int,
+    k: int,
+    seed: int,
+    epoch: int,
+    num_batches: int,
+    cross_camera: bool = True,
+) -> np.ndarray:
+    """The clustering references' batches: every pseudo identity once per pass.
+
+    cluster contrast and PPLR (``RandomMultipleGallerySampler``): each pass visits every
+    identity once, in a random order, and emits an anchor picture then K-1 companions
+    taken from the identity's *other cameras* (without replacement when there are K or
+    more, else with), or, when all its pictures share the anchor's camera, from its other
+    pictures; a single-picture identity emits the anchor alone. CAP
+    (``ClassUniformlySampler``, ``cross_camera=False``): K of the proxy's pictures,
+    without replacement when it has K, else repeated. The stream of a pass is cut into
+    batches of P x K indices, the incomplete last one dropped, and passes follow each
+    other until ``num_batches`` (``IterLoader`` restarting the loader).
+
+    Returns:
+      int64 [num_batches, p * k].
+    """
+    labels, cams = np.asarray(labels), np.asarray(camera_ids)
+    ids = np.unique(labels[labels >= 0])
+    if ids.size == 0:
+        raise errors.ReidError("no clustered pictures to sample from.")
+    members = {int(i): np.flatnonzero(labels == i) for i in ids}
+    rng = np.random.default_rng([seed, epoch, 2])  # 2: a stream apart from pk_batches'
+    batch = p * k
+    rows: list[np.ndarray] = []
+    while len(rows) < num_batches:
+        stream = np.concatenate([_group(rng, members[int(i)], cams, k, cross_camera)
+                                 for i in rng.permutation(ids)])
+        full = stream.size // batch
+        if full == 0:
+            raise errors.ReidError(
+                f"one pass over {ids.size} pseudo identities gives {stream.size} pictures, "
+                f"fewer than a batch of {batch}; lower data.p or data.k."
+            )
+        rows.extend(stream[: full * batch].reshape(full, batch))
+    return np.stack(rows[:num_batches]).astype(np.int64)
+
+
+def epoch_batches(
+    sampler: str,
+    labels: np.ndarray,
+    camera_ids: np.ndarray,
+    p: int,
+    k: int,
+    seed: int,
+    epoch: int,
+    num_batches: int,
+    cross_camera: bool = True,
+) -> np.ndarray:
+    """The batches of one epoch from ``config.data.sampler`` ('pk', 'random' or
+    'cluster_uniform'; see ``pk_batches``, ``random_batches``, ``cluster_uniform_batches``)."""
+    if sampler == "random":
+        return random_batches(labels, p * k, seed, epoch, num_batches)
+    if sampler == "cluster_uniform":
+        return cluster_uniform_batches(labels, camera_ids, p, k, seed, epoch, num_batches,
+                                       cross_camera)
+    return pk_batches(labels, camera_ids, p, k, seed, epoch, num_batches)
+
+
 def unlabeled_batches(
     pool: np.ndarray, num_batches: int, per_batch: int, seed: int, epoch: int
 ) -> np.ndarray:

@@ -124,7 +124,8 @@ def open_data(
     """Opens (dataset, split) pairs as one ReidData.
 
     Args:
-      specs: pairs such as [('cuhk01/p486_s0', 'train')] or several for a multi-source mix.
+      specs: pairs such as [('cuhk01/p486_s0', 'train')] or several for a multi-source mix;
+        the split 'all' takes every split of the dataset, identities labelled by person id.
       data_dir: TFDS data dir ('' or None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
       relabel: offset each part's labels so that they are disjoint across parts.
 
@@ -139,32 +140,36 @@ def open_data(
     label_offset = tracklet_offset = 0
     for domain, (dataset, split) in enumerate(specs):
         builder = _builder(dataset, data_dir)
-        if split not in builder.info.splits:
+        if split != ALL and split not in builder.info.splits:
             raise errors.ReidError(
                 f"dataset {dataset!r} has no split {split!r}; its splits are "
-                f"{', '.join(builder.info.splits)}."
+                f"{', '.join(builder.info.splits)} (or {ALL!r}, every picture)."
             )
-        images = builder.as_data_source(split)
-        raw = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
         features = builder.info.features
-        p, lab, c, fn, att, trk = _read_metadata(
-            raw, "attributes" in features, "tracklet_id" in features
-        )
-        if (trk >= 0).any():
-            trk = np.where(trk >= 0, trk + tracklet_offset, -1).astype(np.int32)
-            tracklet_offset = int(trk.max()) + 1
-        tracklets.append(trk)
-        if relabel and (lab >= 0).any():
-            lab = np.where(lab >= 0, lab + label_offset, -1).astype(np.int32)
-            label_offset = int(lab.max()) + 1
-        parts.append(_Part(f"{dataset}:{split}", images))
-        pids.append(p)
-        labels.append(lab)
-        cams.append(c)
-        doms.append(np.full(len(p), domain, np.int32))
-        names.extend(fn)
-        attrs.append(att)
-        sizes.append(len(p))
+        first = len(pids)
+        chosen = sorted(builder.info.splits) if split == ALL else [split]
+        for one in chosen:
+            raw = builder.as_data_source(one, decoders={"image": tfds.decode.SkipDecoding()})
+            p, lab, c, fn, att, trk = _read_metadata(
+                raw, "attributes" in features, "tracklet_id" in features
+            )
+            if (trk >= 0).any():
+                trk = np.where(trk >= 0, trk + tracklet_offset, -1).astype(np.int32)
+                tracklet_offset = int(trk.max()) + 1
+            parts.append(_Part(f"{dataset}:{one}", builder.as_data_source(one)))
+            for out, value in ((tracklets, trk), (pids, p), (labels, lab), (cams, c),
+                               (attrs, att)):
+                out.append(value)
+            doms.append(np.full(len(p), domain, np.int32))
+            names.extend(fn)
+            sizes.append(len(p))
+        if split == ALL:  # identities of every split, labelled by person id
+            labels[first:] = _labels_by_person(pids[first:], chosen)
+        for i in range(first, len(labels)):
+            if relabel and (labels[i] >= 0).any():
+                labels[i] = np.where(labels[i] >= 0, labels[i] + label_offset, -1).astype(np.int32)
+        if relabel and any((lab >= 0).any() for lab in labels[first:]):
+            label_offset = int(max(lab.max() for lab in labels[first:])) + 1
     return ReidData(
         name="+".join(part.name for part in parts),
         parts=parts,
@@ -177,6 +182,23 @@ def open_data(
         attributes=_merge_attributes(attrs, sizes[1:]),
         tracklet_ids=np.concatenate(tracklets),
     )
+
+
+ALL = "all"  # the split name of every picture of a dataset (MetaBIN's sources)
+
+
+def _labels_by_person(pids: list[np.ndarray], splits: list[str]) -> list[np.ndarray]:
+    """Labels 0..C-1 of the persons of several splits of one dataset, the same person the
+    same label in every split; junk (-1) and, where the training splits have no person
+    0, the test-time distractor marker 0 stay unlabelled (-1)."""
+    everything = np.concatenate(pids)
+    keep = everything >= 0
+    train_zero = any((p == 0).any() for p, name in zip(pids, splits) if name.startswith("train"))
+    if not train_zero and (everything == 0).any():  # 0 marks distractors
+        keep &= everything != 0
+    ids = np.unique(everything[keep])
+    return [np.where(np.isin(p, ids), np.searchsorted(ids, p), -1).astype(np.int32)
+            for p in pids]
 
 
 def hide_labels(data: ReidData, first_domain: int) -> ReidData:

@@ -61,6 +61,7 @@ def extract_features(
     num_threads: int = 4,
     desc: str = "embed",
     progress: bool = True,
+    resize: str = "bilinear",
 ) -> np.ndarray:
     """Embeds every example of ``data`` once, in order.
 
@@ -68,7 +69,7 @@ def extract_features(
       float32 [len(data), D] features on the host.
     """
     batch_size = eval_batch_size(batch_size, mesh)
-    num, loader = pipeline.eval_loader(data, batch_size, height, width, num_threads)
+    num, loader = pipeline.eval_loader(data, batch_size, height, width, num_threads, resize)
     feats = []
     for batch in reporting.progress(loader, num, desc, progress):
         images = sharding.to_global({"image": batch["image"]}, mesh)["image"]

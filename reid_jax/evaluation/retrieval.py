@@ -34,6 +34,7 @@ def embed_split(
     return embed.extract_features(
         fn, variables, data, mesh, config.eval.batch_size, config.data.height, config.data.width,
         config.data.num_threads, desc=desc, progress=config.train.progress,
+        resize=config.data.resize,
     )
 
 
@@ -54,8 +55,8 @@ def save_examples(
     h, w = config.data.height, config.data.width
     return visualize.save_ranked_list(
         path,
-        np.stack([pipeline.load_image(query, int(i), h, w) for i in q_idx]),
-        np.stack([pipeline.load_image(gallery, int(i), h, w) for i in cols]),
+        np.stack([pipeline.load_image(query, int(i), h, w, config.data.resize) for i in q_idx]),
+        np.stack([pipeline.load_image(gallery, int(i), h, w, config.data.resize) for i in cols]),
         dist[:, cols],
         query.person_ids[q_idx],
         gallery.person_ids[cols],

@@ -37,6 +37,11 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
 def inter_domain_triplet(features: jax.Array, labels: jax.Array, domains: jax.Array) -> jax.Array:
     """MetaBIN's inter-domain soft-margin triplet (batch-hard mining).
 
+    Official ``TripletLoss_add`` (bismex/MetaBIN configs/Base-DG.yml ``MODEL.LOSSES.TRI_ADD``:
+    ``NEW_POS [0, 0, 1]``, ``NEW_NEG [0, 1, 0]``, margin 0 = soft margin): the positives of
+    an anchor are the pictures of the *other* domains (the farthest is pulled in), its
+    negatives the other identities of its own domain (the nearest is pushed out).
+
     Args:
       features: [N, D] embeddings.
       labels: [N] identities (disjoint across domains).
@@ -51,7 +56,7 @@ def inter_domain_triplet(features: jax.Array, labels: jax.Array, domains: jax.Ar
     not_self = ~jnp.eye(n, dtype=bool)
     same_id = labels[:, None] == labels[None, :]
     same_dom = domains[:, None] == domains[None, :]
-    pos = not_self & (same_id | ~same_dom)
+    pos = not_self & ~same_dom  # NEW_POS [0, 0, 1]: the other domains' pictures only
     neg = ~same_id & same_dom
     d_pos = jnp.max(jnp.where(pos, dist, 0.0), axis=1)
     big = jax.lax.stop_gradient(jnp.max(dist)) + 1.0

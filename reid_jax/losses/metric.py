@@ -74,6 +74,7 @@ def batch_hard_triplet(
     labels: jax.Array,
     margin: float = TRIPLET_MARGIN,
     soft_margin: bool = False,
+    distance: str = "euclidean",
 ) -> jax.Array:
     """Batch-hard triplet loss (Hermans et al. 2017).
 
@@ -82,12 +83,17 @@ def batch_hard_triplet(
         labels: [N] integer identities.
         margin: hinge margin, ignored when `soft_margin`.
         soft_margin: use softplus(d_pos - d_neg) instead of the hinge.
+        distance: 'euclidean', or 'cosine' (1 - cos, IANet's official triplet).
 
     Returns:
         Scalar mean over anchors that have at least one positive and one negative
         (0 when there is none).
     """
-    dist = vectors.euclidean(features, features)
+    if distance == "cosine":
+        f = vectors.l2_normalize(features)
+        dist = 1.0 - f @ f.T
+    else:
+        dist = vectors.euclidean(features, features)
     d_pos, d_neg, valid = hardest_pairs(dist, labels)
     if soft_margin:
         per_anchor = jax.nn.softplus(d_pos - d_neg)

@@ -28,6 +28,14 @@ CONFIG: config_schema.Section = {
     "triplet": Key("hard", "Triplet: batch-hard, or AGW's weighted regularization triplet.",
                    choices=("hard", "wrt"), when=lambda c: c.loss.triplet_weight > 0,
                    when_doc="loss.triplet_weight > 0"),
+    "triplet_feature": Key("features", "Feature of the triplet: pooled (BoT) or after the neck "
+                           "(IANet).", choices=("features", "neck_features"),
+                           when=lambda c: c.loss.triplet_weight > 0,
+                           when_doc="loss.triplet_weight > 0"),
+    "triplet_distance": Key("euclidean", "Distance of the batch-hard triplet (IANet: cosine).",
+                            choices=("euclidean", "cosine"),
+                            when=lambda c: c.loss.triplet_weight > 0 and c.loss.triplet == "hard",
+                            when_doc="loss.triplet='hard' and loss.triplet_weight > 0"),
     "triplet_margin": Key(metric.TRIPLET_MARGIN, "Batch-hard triplet margin.", low=0.0,
                           when=lambda c: c.loss.triplet_weight > 0 and c.loss.triplet == "hard",
                           when_doc="loss.triplet='hard' and loss.triplet_weight > 0"),
@@ -115,12 +123,14 @@ def loss_terms(
         terms["id_loss"] = identity_loss(out, labels, cfg)
         total += cfg.id_weight * terms["id_loss"]
     if cfg.triplet_weight > 0:
+        f = out[cfg.triplet_feature]
         if cfg.triplet == "hard":
             terms["triplet_loss"] = metric.batch_hard_triplet(
-                out["features"], labels, margin=cfg.triplet_margin, soft_margin=cfg.soft_margin
+                f, labels, margin=cfg.triplet_margin, soft_margin=cfg.soft_margin,
+                distance=cfg.triplet_distance,
             )
         else:
-            terms["triplet_loss"] = metric.weighted_regularized_triplet(out["features"], labels)
+            terms["triplet_loss"] = metric.weighted_regularized_triplet(f, labels)
         total += cfg.triplet_weight * terms["triplet_loss"]
     if cfg.circle_weight > 0:
         terms["circle_loss"] = metric.pairwise_circle_loss(

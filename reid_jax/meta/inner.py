@@ -113,12 +113,28 @@ def inner_update(
     return (project(new) if project is not None else new), loss
 
 
-def cyclic_lr(step: jax.Array, low: float, high: float, period: float) -> jax.Array:
-    """A learning rate cycling from ``high`` down to ``low`` and back every ``period`` steps.
+def triangular_lr(
+    count: jax.Array, low: float, high: float, period: float, up_ratio: float = 0.5
+) -> jax.Array:
+    """PyTorch ``CyclicLR``'s default 'triangular' value after ``count`` scheduler steps.
 
-    MetaBIN cycles the inner (gate) learning rate, four cycles per epoch in the official
-    config (bismex/MetaBIN `fastreid/config/defaults.py`,
-    `META.SOLVER.LR_FACTOR.GATE_CYCLIC_PERIOD_PER_EPOCH = 4`); the cosine shape is ours.
+    MetaBIN's inner (gate) learning-rate factor (bismex/MetaBIN
+    ``fastreid/engine/defaults.py``: a ``CyclicLR`` from ``MIDDLE_LR / RATIO`` = 0.001 up to
+    ``MIDDLE_LR * RATIO`` = 0.1 (configs/Base-DG.yml ``META_CYCLIC_MIDDLE_LR`` 0.01,
+    ``META_CYCLIC_RATIO`` 10), one cycle every ``1 / META_CYCLIC_PERIOD_PER_EPOCH`` = 5
+    epochs, half up and half down (``META_CYCLIC_UP_RATIO`` 0.5); the trainer steps it
+    before each meta step, so the first meta step reads ``count = 1``). Starts at ``low``.
+
+    Args:
+      count: scheduler steps taken (``last_epoch`` of ``CyclicLR``).
+      low, high: the cycle's bounds.
+      period: steps per cycle.
+      up_ratio: fraction of the cycle spent rising.
     """
-    phase = jnp.mod(jnp.asarray(step, jnp.float32), period) / period
-    return low + (high - low) * 0.5 * (1.0 + jnp.cos(2.0 * jnp.pi * phase))
+    up = jnp.floor(period * up_ratio)
+    total = up + (period - up)
+    ratio = up / total
+    pos = jnp.asarray(count, jnp.float32) / total
+    x = pos - jnp.floor(pos)
+    scale = jnp.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))
+    return low + (high - low) * scale

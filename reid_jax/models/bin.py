@@ -12,7 +12,8 @@ Normalization for Generalizable Person Re-Identification", CVPR 2021):
 - IN keeps no running statistics (it always normalises each image by itself).
 - The gate g has one entry per channel, initialised to 1 (`MODEL.NORM.BIN_INIT = 'one'`),
   so that a BIN network starts as the plain BatchNorm network; the trainer clamps it to
-  [0, 1] after every update (``clamp_gates``).
+  [0, 1] after every update (``clamp_gates``) and, straight-through, after the inner
+  update of the meta step (``clamp_gates_straight_through``).
 
 The gate parameter is named ``gate`` (constant ``GATE_NAME``): optax masks and the
 MetaBIN trainer separate gates from every other parameter by that name
@@ -99,7 +100,27 @@ def gate_mask(params: Any) -> Any:
 
 
 def clamp_gates(params: Any) -> Any:
-    """Clamps every BIN gate in ``params`` to [0, 1]; other leaves are returned unchanged."""
+    """Clamps every BIN gate in ``params`` to [0, 1]; other leaves are returned unchanged.
+
+    ``jnp.clip``'s gradient is 0 outside [0, 1] (and halved at exactly 1): right for the
+    projection after an optimizer step, which takes no gradient.
+    """
     return jax.tree_util.tree_map_with_path(
         lambda p, v: jnp.clip(v, 0.0, 1.0) if is_gate_path(p) else v, params
+    )
+
+
+def clamp_gates_straight_through(params: Any) -> Any:
+    """``clamp_gates`` in the forward pass, the identity in the backward pass.
+
+    MetaBIN's inner update clamps the updated gates in place (``update_gate.data.clamp_``,
+    bismex/MetaBIN ``fastreid/modeling/ops.py``), which autograd does not see: the
+    meta-gradient reaches a gate with factor 1 even when the clamp is active. The gates
+    start at 1, where ``jnp.clip`` would stop (or halve) that gradient and the gates
+    could only move down.
+    """
+    return jax.tree_util.tree_map_with_path(
+        lambda p, v: v + jax.lax.stop_gradient(jnp.clip(v, 0.0, 1.0) - v)
+        if is_gate_path(p) else v,
+        params,
     )

@@ -58,15 +58,18 @@ def gem_pool(x: jax.Array, p: float | jax.Array = GEM_P, eps: float = GEM_EPS) -
 
 
 class GeM(nn.Module):
-    """GeM pooling with a learnable exponent (one scalar shared by all channels).
+    """GeM pooling with one exponent shared by all channels, learnable or fixed.
 
     Attributes:
-        p_init: initial exponent.
+        p_init: initial (or fixed) exponent.
         eps: lower clamp of the activations.
+        learnable: p is a parameter (AGW's official `GeneralizedMeanPoolingP`, cluster
+            contrast) or the constant ``p_init`` (fast-reid's AGW, `GeneralizedMeanPooling`).
     """
 
     p_init: float = GEM_P
     eps: float = GEM_EPS
+    learnable: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -78,6 +81,8 @@ class GeM(nn.Module):
         Returns:
             Pooled features [N, C] in float32.
         """
+        if not self.learnable:
+            return gem_pool(jnp.asarray(x, jnp.float32), jnp.float32(self.p_init), self.eps)
         p = self.param("p", nn.initializers.constant(self.p_init), (1,), jnp.float32)
         return gem_pool(jnp.asarray(x, jnp.float32), p[0], self.eps)
 
@@ -208,11 +213,17 @@ class PCBHead(nn.Module):
         num_parts: number of horizontal stripes (6).
         part_dim: reduced channels per stripe (256).
         num_classes: classes of each stripe's classifier; 0 for none.
+        dropout: dropout rate on the pooled stripes before the reduction (0.5 in the
+            official code, syfafterzy/PCB_RPP_for_reID; needs a 'dropout' rng in training).
+        shared_reduction: one 1x1 conv (no bias) + BatchNorm for all stripes, as the
+            official code; else one conv and BatchNorm statistics per stripe.
     """
 
     num_parts: int = PCB_PARTS
     part_dim: int = PCB_DIM
     num_classes: int = 0
+    dropout: float = 0.0
+    shared_reduction: bool = False
 
     @nn.compact
     def __call__(self, fmap: jax.Array, train: bool) -> dict[str, jax.Array | None]:
@@ -220,7 +231,7 @@ class PCBHead(nn.Module):
 
         Args:
             fmap: backbone feature map [N, H, W, C].
-            train: training mode for the BatchNorm.
+            train: training mode for the BatchNorm and the dropout.
 
         Returns:
             Dict with 'stripe_features' ([N, P, C] pooled g), 'part_features'
@@ -229,20 +240,32 @@ class PCBHead(nn.Module):
         """
         g = stripe_pool(fmap, self.num_parts)
         channels = g.shape[-1]
-        # One independent 1x1 conv per stripe: a [P, C, D] kernel.
-        kernel = self.param(
-            "local_conv",
-            # Kaiming fan_out as the backbone's convs; axis 0 indexes the stripes.
-            nn.initializers.variance_scaling(2.0, "fan_out", "normal", batch_axis=(0,)),
-            (self.num_parts, channels, self.part_dim),
-            jnp.float32,
-        )
-        h = jnp.einsum("npc,pcd->npd", g, kernel)
+        x = nn.Dropout(self.dropout, deterministic=not train)(g) if self.dropout > 0 else g
+        if self.shared_reduction:
+            kernel = self.param(
+                "local_conv",
+                nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
+                (channels, self.part_dim),
+                jnp.float32,
+            )
+            h = jnp.einsum("npc,cd->npd", x, kernel)
+            axis: int | tuple[int, int] = -1  # one BatchNorm2d over the P x 1 map
+        else:
+            # One independent 1x1 conv per stripe: a [P, C, D] kernel.
+            kernel = self.param(
+                "local_conv",
+                # Kaiming fan_out as the backbone's convs; axis 0 indexes the stripes.
+                nn.initializers.variance_scaling(2.0, "fan_out", "normal", batch_axis=(0,)),
+                (self.num_parts, channels, self.part_dim),
+                jnp.float32,
+            )
+            h = jnp.einsum("npc,pcd->npd", x, kernel)
+            axis = (-2, -1)  # statistics per stripe and channel
         h = nn.BatchNorm(
             use_running_average=not train,
             momentum=resnet.BN_MOMENTUM,
             epsilon=resnet.BN_EPS,
-            axis=(-2, -1),  # statistics per stripe and channel
+            axis=axis,
             name="local_bn",
         )(h)
         h = nn.relu(h)

@@ -185,6 +185,7 @@ class IAResNet(nn.Module):
         ia_stages: 1-based stages followed by an IA block ((2, 3) as published).
         ia_patch: K of the SIA patch relation.
         sigma_ratio: Gaussian location widths relative to the map size.
+        stem_relu: ReLU after the stem's norm (as `resnet.ResNet`).
     """
 
     stage_sizes: Sequence[int]
@@ -196,6 +197,7 @@ class IAResNet(nn.Module):
     ia_stages: Sequence[int] = IA_STAGES
     ia_patch: int = 1
     sigma_ratio: float = SIGMA_RATIO
+    stem_relu: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -224,7 +226,9 @@ class IAResNet(nn.Module):
                 use_running_average=not train, momentum=resnet.BN_MOMENTUM,
                 epsilon=resnet.BN_EPS, dtype=self.dtype, name="bn1",
             )(x)
-        x = nn.max_pool(nn.relu(x), (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        if self.stem_relu:
+            x = nn.relu(x)
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         for stage, num_blocks in enumerate(self.stage_sizes):
             stage_stride = 1 if stage == 0 else (self.last_stride if stage == 3 else 2)
             for index in range(num_blocks):

@@ -37,6 +37,7 @@ class PartNet(nn.Module):
       num_parts: horizontal stripes (3 in PPLR).
       num_classes: classifier rows (maximum number of clusters); 0 for none.
       dtype: backbone compute dtype.
+      stem_relu: ReLU after the backbone stem's norm (see ``resnet.ResNet``).
     """
 
     backbone: str = "resnet50"
@@ -47,6 +48,7 @@ class PartNet(nn.Module):
     num_parts: int = 3
     num_classes: int = 0
     dtype: Any = jnp.float32
+    stem_relu: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array | None]:
@@ -70,6 +72,7 @@ class PartNet(nn.Module):
             last_stride=self.last_stride,
             dtype=self.dtype,
             norm=self.norm,
+            stem_relu=self.stem_relu,
             name="backbone",
         )(x, train)
         out = heads.BNNeck(num_classes=self.num_classes, name="neck")(heads.avg_pool(fmap), train)

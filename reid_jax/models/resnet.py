@@ -229,6 +229,9 @@ class ResNet(nn.Module):
             (AGW: (0, 2, 3, 0)); capped at the stage's number of blocks.
         non_local_inter: embedding channels of those blocks (1 as the official AGW
             code, None for C // 2 as Wang et al.).
+        stem_relu: ReLU after the stem's norm (torchvision). The ResNet-50 files of BoT,
+            MMT, M3L, CAP and ReID-Survey leave it out ("add missed relu" commented out);
+            ImageNet weights were trained with it.
     """
 
     stage_sizes: Sequence[int]
@@ -239,6 +242,7 @@ class ResNet(nn.Module):
     norm: str = "bn"
     non_local: Sequence[int] = (0, 0, 0, 0)
     non_local_inter: int | None = 1
+    stem_relu: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -287,7 +291,8 @@ class ResNet(nn.Module):
                 dtype=self.dtype,
                 name="bn1",
             )(x)
-        x = nn.relu(x)
+        if self.stem_relu:  # several reference ResNets leave it out (`stem_relu`)
+            x = nn.relu(x)
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
 
         for stage, num_blocks in enumerate(self.stage_sizes):

@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from reid_jax import vectors
 from reid_jax.models import attributes as attr_heads
 from reid_jax.models import heads, ianet, parts, resnet, rpp
 from reid_jax.models import non_local as nl_block
@@ -72,6 +73,11 @@ class ReIDNet(nn.Module):
             from 'features'; global head only.
         num_attributes: APR attribute heads (Lin et al. 2019): 'attribute_logits'
             [N, M] from 'neck_features'; 0 for none; global head only.
+        stem_relu: ReLU after the backbone stem's norm (see `resnet.ResNet`).
+        gem_learnable: GeM's exponent is a parameter (else fixed at 3).
+        pcb_dropout: PCB: dropout rate on the stripe features before the reduction.
+        pcb_shared_reduction: PCB: one 1x1 reduction conv (and BatchNorm) for all
+            stripes (the official code) instead of one per stripe.
     """
 
     backbone: str = "resnet50"
@@ -94,6 +100,10 @@ class ReIDNet(nn.Module):
     ianet_patch: int = 1
     verification: bool = False
     num_attributes: int = 0
+    stem_relu: bool = True
+    gem_learnable: bool = True
+    pcb_dropout: float = 0.0
+    pcb_shared_reduction: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array | None]:
@@ -137,6 +147,7 @@ class ReIDNet(nn.Module):
                 norm=self.norm,
                 ia_stages=tuple(self.ianet_stages),
                 ia_patch=self.ianet_patch,
+                stem_relu=self.stem_relu,
                 name="backbone",
             )(x, train)
         else:
@@ -149,6 +160,7 @@ class ReIDNet(nn.Module):
                 norm=self.norm,
                 non_local=nl_block.AGW_NON_LOCAL if self.non_local else (0, 0, 0, 0),
                 non_local_inter=self.non_local_inter,
+                stem_relu=self.stem_relu,
                 name="backbone",
             )(x, train)
         if self.head == "pcb":
@@ -165,11 +177,17 @@ class ReIDNet(nn.Module):
                 num_parts=self.num_parts,
                 part_dim=self.part_dim,
                 num_classes=self.num_classes,
+                dropout=self.pcb_dropout,
+                shared_reduction=self.pcb_shared_reduction,
                 name="pcb",
             )(part_map, train)
             batch = fmap.shape[0]
             out = {
                 "features": parts["stripe_features"].reshape(batch, -1),
+                # The official PCB test descriptor: each stripe's pooled feature
+                # L2-normalised, concatenated (syfafterzy/PCB_RPP_for_reID).
+                "stripe_descriptor": vectors.l2_normalize(parts["stripe_features"]).reshape(
+                    batch, -1),
                 "neck_features": parts["part_features"].reshape(batch, -1),
                 "part_features": parts["part_features"],
                 "part_logits": parts["part_logits"],
@@ -179,7 +197,7 @@ class ReIDNet(nn.Module):
                 out["part_probabilities"] = probs
             return out
         if self.pooling == "gem":
-            pooled = heads.GeM(name="pool")(fmap)
+            pooled = heads.GeM(learnable=self.gem_learnable, name="pool")(fmap)
         else:
             pooled = heads.avg_pool(fmap)
         out = heads.BNNeck(

@@ -67,7 +67,7 @@ def make_train_step(s: rounds.Setup, config: ml_collections.ConfigDict) -> Any:
     """``train_step(state, batch, rng) -> (state, metrics)`` (unjitted); labels are proxies."""
     cp = config.cap
 
-    def loss(cs: CAPState, params: dict, images: jax.Array, batch: dict) -> tuple:
+    def loss(cs: CAPState, params: dict, images: jax.Array, batch: dict, key: jax.Array) -> tuple:
         out, stats = s.fwd(params["model"], cs.train.batch_stats, images)
         intra, inter = camera_proxies.cap_losses(
             out["neck_features"], batch["label"], cs.memory, cs.proxy_cluster,
@@ -118,7 +118,8 @@ def build(ctx: loop.Context) -> loop.Trainer:
         return host, labels, stats
 
     train_step = make_train_step(s, config)
-    return rounds.trainer(s, ctx, state, train_step, round_fn, eval_variables)
+    return rounds.trainer(s, ctx, state, train_step, round_fn, eval_variables,
+                          cross_camera=False)
 
 
 validate = rounds.validate  # the clustering trainers' shared rules

@@ -59,7 +59,7 @@ def make_train_step(s: rounds.Setup, config: ml_collections.ConfigDict) -> Any:
     cc = config.contrast
     update = memory.hard_update if cc.use_hard else memory.momentum_update
 
-    def loss(cs: ContrastState, params: dict, images: jax.Array, batch: dict) -> tuple:
+    def loss(cs: ContrastState, params: dict, images: jax.Array, batch: dict, key: jax.Array) -> tuple:
         out, stats = s.fwd(params["model"], cs.train.batch_stats, images)
         f = out["neck_features"]
         nce = contrastive.cluster_nce(f, cs.memory, batch["label"], cs.num_clusters,

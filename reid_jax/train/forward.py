@@ -31,6 +31,7 @@ def apply_train(
     batch_stats: Any,
     images: jax.Array,
     bn_group_size: int = 0,
+    rng: jax.Array | None = None,
     **kwargs: Any,
 ) -> tuple[dict, Any]:
     """Training-mode ``model.apply`` with BatchNorm statistics per group.
@@ -41,6 +42,7 @@ def apply_train(
       batch_stats: its running statistics.
       images: [N, H, W, 3] normalised pictures.
       bn_group_size: pictures per BatchNorm group; 0 or >= N: the whole batch.
+      rng: key of the model's dropout layers (PCB), if any.
       **kwargs: passed to the model (M3L's MetaBN mixing arguments).
 
     Returns:
@@ -48,16 +50,44 @@ def apply_train(
     """
     variables = {"params": params, "batch_stats": batch_stats}
     n = images.shape[0]
+
+    def apply(x: jax.Array, key: jax.Array | None) -> tuple[dict, Any]:
+        rngs = {"dropout": key} if key is not None else None
+        return model.apply(variables, x, train=True, mutable=["batch_stats"], rngs=rngs, **kwargs)
+
     if not bn_group_size or bn_group_size >= n:
-        out, new_vars = model.apply(variables, images, train=True, mutable=["batch_stats"], **kwargs)
+        out, new_vars = apply(images, rng)
         return out, new_vars["batch_stats"]
     groups = n // bn_group_size
     x = images.reshape(groups, bn_group_size, *images.shape[1:])
-    out, new_vars = jax.vmap(
-        lambda xg: model.apply(variables, xg, train=True, mutable=["batch_stats"], **kwargs)
-    )(x)
+    keys = jax.random.split(rng, groups) if rng is not None else None
+    out, new_vars = jax.vmap(apply)(x, keys)
     out = jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
     return out, jax.tree.map(lambda a: jnp.mean(a, axis=0), new_vars["batch_stats"])
+
+
+def compose_running_stats(old: Any, news: Any, momentum: float) -> Any:
+    """Running statistics after several training forwards taken one after the other.
+
+    Each forward's new statistics were computed from ``old`` (``new_i = m old + (1 - m)
+    b_i``, Flax's momentum ``m``); in sequence they would give ``m^n old + sum_i m^(n-i)
+    (1 - m) b_i``. Lets a step run the forwards in parallel (``vmap``) and still keep the
+    statistics of a reference that runs them in a loop (M3L: the meta-train domains, then
+    the memory forwards of every domain).
+
+    Args:
+      old: the statistics before the forwards.
+      news: the same tree with a leading axis [n]: each forward's new statistics, in order.
+      momentum: Flax's BatchNorm momentum (0.9 = PyTorch's 0.1).
+    """
+
+    def one(o: jax.Array, n: jax.Array) -> jax.Array:
+        count = n.shape[0]
+        weights = momentum ** jnp.arange(count - 1, -1, -1, dtype=o.dtype)  # m^(n-i)
+        contrib = n - momentum * o  # (1 - m) b_i
+        return momentum**count * o + jnp.tensordot(weights, contrib, axes=1)
+
+    return jax.tree.map(one, old, news)
 
 
 def check_bn_groups(config: ml_collections.ConfigDict, batch: int) -> None:
@@ -94,7 +124,9 @@ class Forward:
         return augment.augment_batch(jax.random.fold_in(rng, step), images, self.aug)
 
     def __call__(
-        self, params: Any, batch_stats: Any, images: jax.Array, **kwargs: Any
+        self, params: Any, batch_stats: Any, images: jax.Array, rng: jax.Array | None = None,
+        **kwargs: Any,
     ) -> tuple[dict, Any]:
-        """``apply_train`` with this forward's BatchNorm groups."""
-        return apply_train(self.model, params, batch_stats, images, self.bn_group_size, **kwargs)
+        """``apply_train`` with this forward's BatchNorm groups (``rng``: dropout key)."""
+        return apply_train(self.model, params, batch_stats, images, self.bn_group_size, rng,
+                           **kwargs)

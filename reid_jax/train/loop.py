@@ -30,6 +30,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -120,7 +121,8 @@ def host_batches(
     ep = trainer.prepare_epoch(state, epoch)
     rows = ep.batches[:limit] if limit else ep.batches
     d = config.data
-    return ep.state, list(pipeline.train_loader(ep.data, rows, d.height, d.width, d.num_threads))
+    return ep.state, list(pipeline.train_loader(ep.data, rows, d.height, d.width, d.num_threads,
+                                                d.resize))
 
 
 def check_finite(state: Any) -> None:
@@ -159,9 +161,9 @@ def _run_epoch(
 ) -> tuple[Any, int]:
     """The steps of one epoch; training metrics and images/s on logging steps."""
     state = epoch.state
-    loader = pipeline.train_loader(
-        epoch.data, epoch.batches, config.data.height, config.data.width, config.data.num_threads
-    )
+    d = config.data
+    loader = pipeline.train_loader(epoch.data, epoch.batches, d.height, d.width, d.num_threads,
+                                   d.resize)
     per_step = epoch.batches.shape[1]
     t_log, s_log = time.time(), step
     for batch in reporting.progress(loader, len(epoch.batches), f"epoch {index + 1}",
@@ -218,6 +220,7 @@ def train(
     rounds = []
     t0 = time.time()
     for index in range(start_epoch, stop_at):
+        state = state.replace(train=state.train.replace(epoch=jnp.asarray(index, jnp.int32)))
         epoch = trainer.prepare_epoch(state, index)
         if epoch.stats is not None:
             rounds.append(epoch.stats)

@@ -23,8 +23,10 @@ Each iteration, on one domain-balanced batch (every source domain gives a P x K 
 6. Memories: a no-grad forward of the *updated* model on every source domain's block
    (batch statistics, per domain), then M[y] <- 0.2 M[y] + 0.8 f, renormalised.
 
-BatchNorm running statistics come from the meta-train forwards (averaged over the
-meta-train domains); the meta-test and memory forwards leave them alone.
+BatchNorm running statistics move as in the official code, where the model stays in
+training mode: with every meta-train forward (one per domain, in order) and every memory
+forward (one per source domain), each an EMA step (``forward.compose_running_stats``);
+the meta-test forward through theta' leaves them alone here.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ from reid_jax.losses import meta as meta_losses
 from reid_jax.losses import metric
 from reid_jax.meta import episodes, inner, metabn
 from reid_jax.meta import memory as memory_lib
-from reid_jax.models import zoo
-from reid_jax.train import init, loop, optim
+from reid_jax.models import resnet, zoo
+from reid_jax.train import forward, init, loop, optim
 from reid_jax.train import state as state_lib
 
 # (params, images, **metabn kwargs) -> (outputs, new batch_stats), training mode.
@@ -149,8 +151,8 @@ def meta_objective(
         them fixed too).
 
     Returns:
-      (loss, aux) with aux['batch_stats'] the running statistics after the meta-train
-      forwards (averaged over the meta-train domains) and scalar loss terms.
+      (loss, aux) with aux['domain_stats'] the running statistics each meta-train forward
+      produced ([Dm] leading axis, in domain order) and scalar loss terms.
     """
     x_tr, y_tr, d_tr = mtr
     x_te, y_te, d_te = mte
@@ -163,7 +165,7 @@ def meta_objective(
 
         totals, (stats, means, variances, l_mem, l_tri) = jax.vmap(one)(x_tr, y_tr, d_tr)
         aux = {
-            "batch_stats": jax.tree.map(lambda s: jnp.mean(s, axis=0), stats),
+            "domain_stats": stats,
             "means": means, "variances": variances,
             "mtr_memory": jnp.mean(l_mem), "mtr_triplet": jnp.mean(l_tri),
         }
@@ -184,13 +186,13 @@ def meta_objective(
         "mtr_loss": l_mtr, "mte_loss": l_mte, "mte_memory": l_mem_te, "mte_triplet": l_tri_te,
         "mtr_memory": aux["mtr_memory"], "mtr_triplet": aux["mtr_triplet"],
     }
-    return l_mtr + l_mte, {"batch_stats": aux["batch_stats"], "metrics": metrics, "mix": mix}
+    return l_mtr + l_mte, {"domain_stats": aux["domain_stats"], "metrics": metrics, "mix": mix}
 
 
 def make_train_step(
     model: nn.Module,
     tx: optax.GradientTransformation,
-    lr_fn: optax.Schedule,
+    lr_fn: optim.Schedule,
     config: ml_collections.ConfigDict,
     mesh: jax.sharding.Mesh,
     num_domains: int,
@@ -220,17 +222,24 @@ def make_train_step(
         dim = state.memory.shape[1]
         noise = jax.random.normal(k_noise, (num_domains - 1, mte[1].shape[0], dim))
         lam = jax.random.beta(k_lam, metabn.MIX_BETA, metabn.MIX_BETA)
-        lr = lr_fn(st.step)
+        lr = lr_fn(st.step, st.epoch)
 
         # --- meta-optimisation: grad of L_mtr(theta) + L_mte(theta'(theta))
         (loss, aux), grads = jax.value_and_grad(meta_objective, has_aux=True)(
             st.params, apply_fn, state.memory, cls_dom, mtr, mte, lr * mcfg.inner_lr_factor,
             noise, lam, mcfg,
         )
-        new_train, ok = st.apply_gradients(tx, grads, loss, aux["batch_stats"])
+        new_train, ok = st.apply_gradients(tx, grads, loss, st.batch_stats)
 
         # --- memories: no-grad forward of the updated model, each domain on its own
-        feats = memory_features(model, new_train.params, st.batch_stats, images, num_domains)
+        feats, mem_stats = memory_features(model, new_train.params, st.batch_stats, images,
+                                           num_domains)
+        stats = forward.compose_running_stats(
+            st.batch_stats,
+            jax.tree.map(lambda a, b: jnp.concatenate([a, b]), aux["domain_stats"], mem_stats),
+            resnet.BN_MOMENTUM,
+        )
+        new_train = new_train.replace(batch_stats=state_lib.keep_if(ok, stats, st.batch_stats))
         new_memory = memory_lib.update(state.memory, feats, labels, mcfg.memory_momentum)
         metrics = {"loss": loss, "lr": lr, "grad_norm": state_lib.grad_norm(grads),
                    **aux["metrics"]}
@@ -242,17 +251,18 @@ def make_train_step(
 
 def memory_features(
     model: nn.Module, params: Any, batch_stats: Any, images: jax.Array, num_domains: int
-) -> jax.Array:
+) -> tuple[jax.Array, Any]:
     """[D * B, C] neck features of a domain-major batch, each domain's block normalised by
-    its own batch statistics (training mode, as the official update), without gradient."""
+    its own batch statistics (training mode, as the official update), without gradient,
+    and the running statistics each domain's forward produced ([D] leading axis)."""
 
-    def one(x: jax.Array) -> jax.Array:
-        out, _ = model.apply({"params": params["model"], "batch_stats": batch_stats}, x,
-                             train=True, mutable=["batch_stats"])
-        return out["neck_features"]
+    def one(x: jax.Array) -> tuple[jax.Array, Any]:
+        out, new = model.apply({"params": params["model"], "batch_stats": batch_stats}, x,
+                               train=True, mutable=["batch_stats"])
+        return out["neck_features"], new["batch_stats"]
 
-    feats = jax.vmap(one)(episodes.by_domain(images, num_domains))
-    return jax.lax.stop_gradient(feats.reshape((-1, feats.shape[-1])))
+    feats, stats = jax.vmap(one)(episodes.by_domain(images, num_domains))
+    return jax.lax.stop_gradient(feats.reshape((-1, feats.shape[-1]))), stats
 
 
 def build(ctx: loop.Context) -> loop.Trainer:
@@ -279,6 +289,7 @@ def build(ctx: loop.Context) -> loop.Trainer:
         feats = embed.extract_features(
             fn, state_lib.eval_variables(st), train, mesh, config.eval.batch_size, d.height,
             d.width, d.num_threads, desc="memory init", progress=config.train.progress,
+            resize=d.resize,
         )
         mem = memory_lib.init_from_features(feats, train.labels, train.num_classes)
         return st.replace(memory=sharding.replicate(jnp.asarray(mem), mesh))

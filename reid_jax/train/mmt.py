@@ -84,7 +84,7 @@ def make_train_step(s: rounds.Setup, config: ml_collections.ConfigDict) -> Any:
     mc = config.mmt
     w_ce, w_tri = mc.soft_ce_weight, mc.soft_tri_weight
 
-    def loss(ms: MMTState, params: dict, views: tuple, batch: dict) -> tuple:
+    def loss(ms: MMTState, params: dict, views: tuple, batch: dict, key: jax.Array) -> tuple:
         y, n = batch["label"], ms.num_clusters
         tp, ts = ms.teachers["params"], ms.teachers["batch_stats"]
         # Teachers run in training mode too (MMT calls model_ema.train()): batch

@@ -74,7 +74,7 @@ def make_train_step(s: rounds.Setup, config: ml_collections.ConfigDict) -> Any:
     """``train_step(state, batch, rng) -> (state, metrics)`` (unjitted)."""
     pc = config.pplr
 
-    def loss(ps: PPLRState, params: dict, images: jax.Array, batch: dict) -> tuple:
+    def loss(ps: PPLRState, params: dict, images: jax.Array, batch: dict, key: jax.Array) -> tuple:
         labels, n = batch["label"], ps.num_clusters
         ca = ps.agreement[batch["index"]]  # [B, P] scores of these pictures
         out, stats = s.fwd(params["model"], ps.train.batch_stats, images)

@@ -101,7 +101,7 @@ class Setup:
     capacity: int
     steps: int
     tx: optax.GradientTransformation
-    lr_fn: optax.Schedule
+    lr_fn: optim.Schedule
     params: dict
     batch_stats: Any
     dim: int
@@ -156,7 +156,7 @@ def embed(
     fn = embed_lib.make_embed_fn(s.model, ctx.mesh, feature, flip=False)
     f = embed_lib.extract_features(
         fn, variables, s.data, ctx.mesh, c.eval.batch_size, c.data.height, c.data.width,
-        c.data.num_threads, desc=desc, progress=c.train.progress,
+        c.data.num_threads, desc=desc, progress=c.train.progress, resize=c.data.resize,
     )
     return vectors.l2_normalize_np(f)
 
@@ -216,7 +216,7 @@ RoundFn = Callable[[Any, int], tuple[Any, np.ndarray, dict[str, float]]]
 
 def trainer(
     s: Setup, ctx: loop.Context, state: Any, train_step: Any, round_fn: RoundFn,
-    eval_variables: Callable[[Any], Any],
+    eval_variables: Callable[[Any], Any], cross_camera: bool = True,
 ) -> loop.Trainer:
     """The loop's Trainer of a clustering method.
 
@@ -228,6 +228,8 @@ def trainer(
       round_fn: ``(host state, epoch) -> (host state, [N] epoch labels with -1 for pictures
         left out, round stats)``: the method's pseudo-label round.
       eval_variables: the variables the evaluators apply.
+      cross_camera: the 'cluster_uniform' sampler takes K-1 companions of an anchor from
+        other cameras (cluster contrast, PPLR); False: K pictures of the label (CAP).
     """
     config, mesh = ctx.config, ctx.mesh
     d = config.data
@@ -236,8 +238,10 @@ def trainer(
         t0 = time.time()
         host, labels, stats = round_fn(jax.device_get(st), epoch)
         stats["round_seconds"] = time.time() - t0
-        batches = samplers.pk_batches(labels, s.data.camera_ids, d.p, d.k, config.seed,
-                                      epoch, s.steps)
+        # Steps: fixed (--iters), or the clustered pictures // batch of this round (CAP).
+        steps = d.steps_per_epoch or max(1, int((labels >= 0).sum()) // (d.p * d.k))
+        batches = samplers.epoch_batches(d.sampler, labels, s.data.camera_ids, d.p, d.k,
+                                         config.seed, epoch, steps, cross_camera)
         return loop.Epoch(sharding.replicate(host, mesh),
                           dataclasses.replace(s.data, labels=labels), batches, stats,
                           summary(epoch, stats))

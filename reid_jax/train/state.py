@@ -39,6 +39,7 @@ class TrainState:
       opt_state: optax state.
       nonfinite_step: -1, or the first step whose loss was NaN/inf (that update was
         skipped).
+      epoch: the epoch being trained (set by the run loop; per-epoch schedules read it).
     """
 
     step: jax.Array
@@ -46,6 +47,7 @@ class TrainState:
     batch_stats: Any
     opt_state: Any
     nonfinite_step: jax.Array
+    epoch: jax.Array
 
     @classmethod
     def create(cls, params: Any, batch_stats: Any, opt_state: Any) -> TrainState:
@@ -56,6 +58,7 @@ class TrainState:
             batch_stats=batch_stats,
             opt_state=opt_state,
             nonfinite_step=jnp.full((), -1, jnp.int32),
+            epoch=jnp.zeros((), jnp.int32),
         )
 
     def apply_gradients(
@@ -73,7 +76,7 @@ class TrainState:
           its own fields (``keep_if``). A skipped step still counts (``step`` + 1) and
           is recorded in ``nonfinite_step``.
         """
-        updates, new_opt = tx.update(grads, self.opt_state, self.params)
+        updates, new_opt = tx.update(grads, self.opt_state, self.params, epoch=self.epoch)
         new_params = optax.apply_updates(self.params, updates)
         ok = jnp.isfinite(loss) & ok
         return self.replace(

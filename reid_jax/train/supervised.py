@@ -63,6 +63,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         )
     if len(init.init_runs(config)) > 1:
         raise errors.ReidError("config.model.init_from_run names one earlier run here.")
+    if d.sampler == "random" and (loss.triplet_weight > 0 or loss.circle_weight > 0
+                                  or loss.verification_weight > 0):
+        raise errors.ReidError(
+            "config.data.sampler = 'random' draws no identity pairs for the triplet, circle or "
+            "verification losses; use data.sampler='pk' or set their weights to 0."
+        )
     forward.check_bn_groups(config, d.p * d.k + d.unlabeled_per_batch)
 
 
@@ -84,8 +90,9 @@ def _check_data(train: sources.ReidData, config: ml_collections.ConfigDict, devi
 def loss_fn(fwd: forward.Forward, config: ml_collections.ConfigDict) -> step.LossFn:
     """The configured objective (``config.loss``) of one augmented batch."""
 
-    def loss(state: state_lib.State, params: dict, images: jax.Array, batch: dict) -> tuple:
-        out, stats = fwd(params["model"], state.train.batch_stats, images)
+    def loss(state: state_lib.State, params: dict, images: jax.Array, batch: dict,
+             key: jax.Array) -> tuple:
+        out, stats = fwd(params["model"], state.train.batch_stats, images, key)
         centers = params["center_loss"]["centers"] if "center_loss" in params else None
         terms = objective.loss_terms(out, batch["label"], centers, config.loss,
                                      batch.get("attributes"))
@@ -124,8 +131,8 @@ def build(ctx: loop.Context) -> loop.Trainer:
     unlabeled_pool = np.flatnonzero(train.labels < 0)
 
     def prepare_epoch(st: state_lib.State, epoch: int) -> loop.Epoch:
-        batches = samplers.pk_batches(
-            train.labels, train.camera_ids, d.p, d.k, config.seed, epoch, steps
+        batches = samplers.epoch_batches(
+            d.sampler, train.labels, train.camera_ids, d.p, d.k, config.seed, epoch, steps
         )
         if d.unlabeled_per_batch:  # LSRO: unlabeled pictures after the P x K identities
             batches = np.concatenate([batches, samplers.unlabeled_batches(

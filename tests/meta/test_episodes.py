@@ -54,8 +54,22 @@ def test_partition_merge_roundtrip():
     assert inner.merge(rest, sel) == tree
 
 
-def test_cyclic_lr_stays_in_range():
-    lrs = np.array([inner.cyclic_lr(s, 0.001, 0.1, 10.0) for s in range(25)])
-    assert lrs.max() <= 0.1 + 1e-7 and lrs.min() >= 0.001 - 1e-7
-    np.testing.assert_allclose(lrs[0], 0.1, rtol=1e-6)
-    np.testing.assert_allclose(lrs[5], 0.001, rtol=1e-5)
+def _torch_cyclic_lr(last_epoch, base, top, up, down):
+    """PyTorch CyclicLR 'triangular' get_lr(), written from its documented formula."""
+    total = up + down
+    cycle = np.floor(1 + last_epoch / total)
+    x = 1.0 + last_epoch / total - cycle
+    ratio = up / total
+    scale = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+    return base + (top - base) * scale
+
+
+def test_triangular_lr_is_cycliclr_starting_low():
+    # MetaBIN: period int(iters_per_epoch / 0.2) (5 epochs), half up, from 0.001 to 0.1.
+    period = 37
+    got = np.array([float(inner.triangular_lr(n, 0.001, 0.1, period)) for n in range(120)])
+    want = [_torch_cyclic_lr(n, 0.001, 0.1, 18, 19) for n in range(120)]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert got[0] == np.float32(0.001) and abs(got[18] - 0.1) < 1e-6  # low first, peak at 18
+    np.testing.assert_allclose(got[37], 0.001, atol=1e-6)  # one cycle later
+    assert (got >= 0.001 - 1e-7).all() and (got <= 0.1 + 1e-7).all()

@@ -19,7 +19,8 @@ def test_inter_domain_triplet_matches_numpy():
     d = _dist(f)
     losses = []
     for i in range(8):
-        pos = [j for j in range(8) if j != i and (labels[j] == labels[i] or domains[j] != domains[i])]
+        # NEW_POS [0, 0, 1]: the other domains' pictures (not the same-domain same id).
+        pos = [j for j in range(8) if domains[j] != domains[i]]
         neg = [j for j in range(8) if labels[j] != labels[i] and domains[j] == domains[i]]
         losses.append(np.log1p(np.exp(d[i, pos].max() - d[i, neg].min())))
     got = meta_losses.inter_domain_triplet(jnp.asarray(f), jnp.asarray(labels), jnp.asarray(domains))

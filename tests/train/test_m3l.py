@@ -172,16 +172,27 @@ def test_step_updates_memory_from_the_updated_model(tfds_dir):
     k_aug = jax.random.split(jax.random.fold_in(jax.random.key(5), 0), 4)[0]
     images = augment.augment_batch(k_aug, jnp.asarray(batch["image"]), config.aug.to_dict())
     stats0 = jax.device_get(state.train.batch_stats)
-    feats = m3l.memory_features(trainer.model, new.train.params, stats0, images, 3)
+    feats, mem_stats = m3l.memory_features(trainer.model, new.train.params, stats0, images, 3)
     expected = memory_lib.update(jnp.asarray(mem0), feats, jnp.asarray(batch["label"]))
     np.testing.assert_allclose(np.asarray(new.memory), np.asarray(expected), rtol=1e-4, atol=1e-5)
     touched = np.unique(batch["label"])
     untouched = np.setdiff1d(np.arange(mem0.shape[0]), touched)
     np.testing.assert_array_equal(np.asarray(new.memory)[untouched], mem0[untouched])
     assert not np.allclose(np.asarray(new.memory)[touched], mem0[touched])
-    # Running statistics moved (meta-train forwards), by the meta-train domains' average.
+    # Running statistics moved with every memory forward too, as the official trainer
+    # (train mode throughout): the EMA over the meta-train forwards then those three.
     assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(stats0),
                                                      jax.tree.leaves(new.train.batch_stats)))
+    # Undo the three memory forwards' EMA steps: what is left moved from stats0 too
+    # (the meta-train forwards), and the memory forwards did count.
+    m = 0.9
+    undone = jax.tree.map(
+        lambda s, o, n: (s - sum(m ** (2 - i) * (n[i] - m * o) for i in range(3))) / m**3,
+        new.train.batch_stats, stats0, mem_stats)
+    assert any(not np.allclose(a, b, atol=1e-5) for a, b in zip(
+        jax.tree.leaves(undone), jax.tree.leaves(stats0)))
+    assert any(not np.allclose(a, b, atol=1e-5) for a, b in zip(
+        jax.tree.leaves(undone), jax.tree.leaves(new.train.batch_stats)))
 
 
 def test_two_iteration_tiny_run(tfds_dir, tmp_path):

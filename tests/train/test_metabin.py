@@ -58,6 +58,7 @@ def _tiny_problem():
     mtr = (x[:8], labels[:8], domains[:8])
     mte = (x[8:], labels[8:])
     cfg = common.base_config("metabin").meta
+    cfg.first_order = False  # the exact meta-gradient; tests switch to first order
     return gates, rest, apply_fn, variables["batch_stats"], mtr, mte, cfg
 
 
@@ -82,9 +83,58 @@ def test_meta_gradient_equals_unrolled_second_order(x64):
     assert np.all((adapted > 0) & (adapted < 1)), "stay off the clamp for an exact comparison"
     explicit = (jnp.eye(flat.size) - lr * hess).T @ jax.grad(l_mte)(adapted)
     np.testing.assert_allclose(ravel_pytree(grad)[0], explicit, rtol=1e-7, atol=1e-10)
-    # The second-order term matters: the first-order gradient differs.
+    # The second-order term matters: the first-order gradient differs...
     first = jax.grad(l_mte)(adapted)
     assert np.abs(first - explicit).max() > 1e-6 * np.abs(explicit).max()
+    # ...and is what the first-order switch (the official default) gives.
+    cfg.first_order = True
+    fo = jax.grad(lambda g: metabin.meta_objective(g, rest, apply_fn, stats, mtr, mte, lr, 3, cfg)[0])(gates)
+    np.testing.assert_allclose(ravel_pytree(fo)[0], first, rtol=1e-7, atol=1e-10)
+
+
+def test_meta_gradient_passes_the_clamp_straight_through_at_one(x64):
+    """Gates at their init 1, an inner step that pushes some above 1: the official
+    in-place clamp lets the meta-gradient through with factor 1; a plain clip stops it."""
+    gates, rest, apply_fn, stats, mtr, mte, cfg = _tiny_problem()
+    gates = jax.tree.map(jnp.ones_like, gates)
+    flat, unravel = ravel_pytree(gates)
+    lr = 0.5
+
+    def l_mtr(v):
+        out, _ = apply_fn(inner.merge(rest, unravel(v)), stats, mtr[0])
+        return metabin.meta_train_loss(out, mtr[1], mtr[2], 3, cfg)[0]
+
+    step = flat - lr * jax.grad(l_mtr)(flat)
+    above = step > 1
+    assert above.any() and (~above).any(), "some gates pushed up, some down"
+
+    def meta_grad(clamp, first_order):
+        cfg.inner_clamp, cfg.first_order = clamp, first_order
+        return ravel_pytree(jax.grad(
+            lambda g: metabin.meta_objective(g, rest, apply_fn, stats, mtr, mte, lr, 3, cfg)[0]
+        )(gates))[0]
+
+    offset = jnp.clip(step, 0.0, 1.0) - step  # what the clamp adds, held fixed
+
+    def surrogate(v):  # L_mte through the inner step with the clamp's offset as a constant
+        g_mtr = jax.grad(l_mtr)(v)
+        adapted = v - lr * g_mtr + offset
+        out, _ = apply_fn(inner.merge(rest, unravel(adapted)), stats, mte[0])
+        from reid_jax.losses import metric
+        return metric.batch_hard_triplet(out["features"], mte[1], margin=cfg.triplet_margin)
+
+    straight = meta_grad("straight_through", False)
+    assert np.abs(straight[above]).max() > 0
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        d = jnp.asarray(rng.normal(size=flat.shape))
+        eps = 1e-5
+        fd = (surrogate(flat + eps * d) - surrogate(flat - eps * d)) / (2 * eps)
+        np.testing.assert_allclose(fd, straight @ d, rtol=1e-5, atol=1e-9)
+    # A plain clip: no first-order path through the gates it clamped.
+    clipped_fo = meta_grad("clip", True)
+    np.testing.assert_array_equal(clipped_fo[above], 0.0)
+    assert np.abs(meta_grad("straight_through", True)[above]).max() > 0
 
 
 def test_meta_gradient_matches_finite_differences(x64):
@@ -160,7 +210,7 @@ def test_two_iteration_tiny_run(tfds_dir, tmp_path):
 
 def test_sharded_step_matches_single_device(tfds_dir):
     assert len(jax.devices()) == 8
-    config = _tiny_config(tfds_dir, **{"data.p": 4, "optim.name": "sgd", "optim.lr": 0.05})
+    config = _tiny_config(tfds_dir, **{"optim.name": "sgd", "optim.lr": 0.05})
     _, one, m1 = _one_step(config)
     config.num_devices = 8
     _, eight, m8 = _one_step(config)
