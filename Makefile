@@ -1,4 +1,4 @@
-# reid_jax: `make demo` (train + evaluate on synthetic data) and `make test` (lint + tests).
+# reid_jax: `make demo` (train + evaluate on synthetic data) and `make test` (lint, recipe cards, tests).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 test: lint
+	$(PY) -m reid_jax.recipes check
 	$(PY) -m pytest tests
 
 clean:

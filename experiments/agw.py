@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments import bot
+from experiments import bot, common
 
 ARGS = bot.ARGS
 
@@ -36,6 +36,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.pooling = "gem"
     c.loss.triplet = "wrt"
     c.loss.center_weight = 0.0
-    if c.optim.schedule == "multistep":
-        c.optim.milestones = (40, 90)  # fast-reid Base-bagtricks SOLVER.STEPS
+    if c.optim.schedule == "multistep":  # the published recipe: fast-reid's, whose numbers
+        c.optim.milestones = (40, 90)  # REFERENCE.md quotes (Base-bagtricks SOLVER.STEPS)
+        c.optim.warmup_factor = 0.1  # WARMUP_FACTOR 0.1 over WARMUP_ITERS, per iteration
+        c.optim.schedule_unit = "step"
+        common.reset(c, "optim.schedule_epoch_offset")
+        c.model.stem_relu = True  # fast-reid's ResNet keeps the stem ReLU
+        c.model.gem_learnable = False  # GeneralizedMeanPooling, p = 3 fixed
+        c.data.resize = "bicubic"
+        # torchvision's RandomErasing (scale 0.02-0.33, log-uniform ratio, 10 tries) on
+        # the 0-255 picture, value = the ImageNet mean: the mean pixel.
+        c.aug.erasing_max_area = 0.33
+        c.aug.erasing_aspect = "log_uniform"
+        c.aug.erasing_tries = 10
+        c.aug.erasing_fill = "pixel_mean"
     return c

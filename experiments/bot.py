@@ -83,6 +83,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.train.checkpoint_every_epochs = 10
     elif arg == "cuhk01_full":
         common.set_dataset(c, "cuhk01")
+        published(c)
     elif arg in REAL:
         common.set_dataset(c, arg)
+        published(c)
     return c
+
+
+def published(c: ml_collections.ConfigDict) -> None:
+    """The official recipe's values that differ from the schema defaults
+    (michuanhaohao/reid-strong-baseline configs/softmax_triplet_with_center.yml)."""
+    c.optim.warmup_factor = 0.01  # SOLVER.WARMUP_FACTOR
+    c.optim.schedule_unit = "epoch"  # scheduler.step() at Events.EPOCH_STARTED
+    c.optim.schedule_epoch_offset = 1  # ...so the first epoch trains at last_epoch = 1
+    c.model.stem_relu = False  # modeling/backbones/resnet.py: the stem's relu commented out

@@ -30,4 +30,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """BoT-IBN-a config for the dataset or variant named by ``arg``."""
     c = bot.get_config(arg)
     c.model.norm = "ibn_a"
+    c.model.stem_relu = True  # the IBN-a backbone of reid-strong-baseline keeps its ReLU
     return c

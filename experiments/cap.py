@@ -1,16 +1,18 @@
-r"""CAP: camera-aware proxies for unsupervised re-ID (Wang, Zhang, Liu, Huang & Zhang,
+r"""CAP: camera-aware proxies for unsupervised re-ID (Wang, Lai, Huang, Gong & Hua,
 "Camera-aware Proxies for Unsupervised Person Re-Identification", AAAI 2021).
 
-Recipe (official Terminator8758/CAP-master ``train_cap.py`` defaults): ResNet-50 with a
-BNNeck (ImageNet weights), 256x128 input, batch 32 = 8 proxies x 4 images, Adam lr
-3.5e-4, weight decay 5e-4, warmup over 10 epochs from 0.01 x lr, x0.1 at epochs 20 and
-40, 50 epochs of one pass over the clustered images; every epoch Jaccard distance
-(k1 20, k2 6) + DBSCAN (eps 0.5, min_samples 4), clusters split by camera into proxies;
-proxy memory momentum 0.2, temperature 0.07; inter-camera loss (weight 0.5, 50 hard
-negative proxies) from epoch 5. Published: Market-1501 rank-1 91.1 / mAP 79.2,
-DukeMTMC 81.1 / 67.3, MSMT17 67.4 / 36.9 (Wang et al. 2021, Table 2; not re-checked
-here). The backbone's last stride is not given by the script (its model file is not in
-the public release); 1 is used here as for the other re-ID baselines.
+Recipe (official Terminator8758/CAP-master ``train_cap.py`` defaults and
+``reid/models/stb_net.py``): ResNet-50 (ImageNet weights, last stride 1, no ReLU after
+the stem's BatchNorm) with a BNNeck, 256x128 bicubic input, batch 32 = 8 proxies x 4
+pictures (``ClassUniformlySampler``: every proxy once per pass), Adam lr 3.5e-4, weight
+decay 5e-4, warmup over 10 epochs from 0.01 x lr and x0.1 at epochs 20 and 40, stepped
+per epoch, 50 epochs of (clustered pictures // 32) iterations, recomputed every epoch;
+every epoch Jaccard distance (k1 20, k2 6) + DBSCAN (eps 0.5, min_samples 4), clusters
+split by camera into proxies; proxy memory momentum 0.2, temperature 0.07; inter-camera
+loss (weight 0.5, 50 hard negative proxies) from epoch 5; random erasing up to 0.2 of
+the picture. Published (README figure, Table 2; rank-1 / mAP): Market-1501 91.4 / 79.2,
+DukeMTMC 81.1 / 67.3, MSMT17 67.4 / 36.9. Sources and deviations:
+``python -m reid_jax.recipes show experiments/cap.py:market1501``.
 
 Commands:
   python -m reid_jax.main --config experiments/cap.py:synthetic --workdir runs/cap_synth
@@ -71,4 +73,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     else:
         common.set_dataset(c, arg)
         c.data.height, c.data.width = 256, 128
+        c.data.sampler = "cluster_uniform"  # ClassUniformlySampler over the proxies
+        c.data.resize = "bicubic"
+        c.aug.erasing_max_area = 0.2  # reid/utils/data/transforms.py: sh=0.2
+        c.model.stem_relu = False  # reid/models/stb_net.py: conv1 -> bn1 -> maxpool
+        c.optim.schedule_unit = "epoch"  # lr_scheduler.step(epoch) at each epoch's start
     return c

@@ -51,6 +51,7 @@ def unsupervised_base(trainer: str) -> ml_collections.ConfigDict:
     c.optim.schedule = "multistep"
     c.optim.milestones = (20, 40)  # StepLR(step_size=20, gamma=0.1)
     c.optim.gamma = 0.1
+    c.optim.schedule_unit = "epoch"  # lr_scheduler.step() once per epoch
     common.no_warmup(c)
     c.train.num_epochs = 50
     c.train.checkpoint_every_epochs = 5
@@ -138,6 +139,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         common.set_dataset(c, arg)
         c.data.height, c.data.width = 256, 128
         c.train.bn_group_size = 64  # 4 GPUs x 64 images, as the published runs
+        c.data.sampler = "cluster_uniform"  # RandomMultipleGallerySampler
+        c.data.resize = "bicubic"
         if arg == "msmt17":
             c.data.steps_per_epoch = 400
     return c

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments import bot
+from experiments import bot, common
 
 ARGS = bot.ARGS
 
@@ -35,6 +35,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.loss.center_weight = 0.0
     if c.optim.schedule == "multistep":  # published-recipe variants
         c.optim.milestones = (20, 40)
-        c.optim.warmup_epochs = 0
+        common.no_warmup(c)
+        common.reset(c, "optim.schedule_epoch_offset")
         c.train.num_epochs = 60
+        c.model.stem_relu = True  # IAResnet keeps the stem ReLU
+        c.aug.pad = 0  # train.py: resize, flip, erasing (no pad + crop)
+        c.data.resize = "bicubic"
+        c.aug.erasing_fill = "mean_values"  # RandomErasing's default (0.4914, 0.4822, 0.4465)
+        c.loss.triplet_feature = "neck_features"  # the BNNeck feature, cosine distance
+        c.loss.triplet_distance = "cosine"
     return c

@@ -64,6 +64,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     else:
         common.set_dataset(c, arg)
         c.data.height, c.data.width = 256, 128
+        c.data.steps_per_epoch = 400  # scripts/train_mmt_kmeans.sh --iters 400
+        c.data.sampler = "cluster_uniform"  # RandomMultipleGallerySampler
+        c.data.resize = "bicubic"
+        c.model.stem_relu = False  # mmt/models/resnet.py: "no relu"
+        c.train.bn_group_size = 16  # 4 GPUs x 16 (README: keep 16 per BN replica)
     c.cluster.num_clusters = NUM_CLUSTERS.get(arg, c.cluster.num_clusters)
     c.cluster.max_clusters = c.cluster.num_clusters  # classifier rows = k
     common.reset(c, "optim.milestones", "optim.gamma")  # a constant learning rate

@@ -77,4 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.train.num_epochs = 30
     else:
         common.set_dataset(c, arg)
+        c.data.sampler = "cluster_uniform"  # RandomMultipleGallerySampler
+        c.data.resize = "bicubic"
+        c.train.bn_group_size = 16  # 4 GPUs x 16 of the batch of 64 (README)
     return c

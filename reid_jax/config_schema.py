@@ -249,6 +249,11 @@ EVAL: Section = {
     "feature": Key("neck_features", "Model output used as the retrieval feature."),
     "flip": Key(False, "Average the features of each picture and its mirror image."),
     "before_training": Key(True, "Also evaluate the untrained model (once per workdir)."),
+    "select_best": Key(False, "Also report the evaluation with the best mAP among the "
+                       "periodic ones and the last, as the references that keep "
+                       "model_best do: a test-set-selected number, marked as such.",
+                       when=lambda c: c.eval.every_epochs > 0,
+                       when_doc="eval.every_epochs > 0"),
     "every_epochs": Key(0, "Evaluate every this many epochs during training; 0 = only at "
                         "the end.", low=0),
     "num_ranked_queries": Key(6, "Queries shown in ranked_list.png; 0 = no picture.", low=0),

@@ -44,6 +44,9 @@ def summary(result: dict[str, Any]) -> str:
         rows.append({"model": "untrained", **result["before"]})
     after = result["after"]
     rows.append({"model": "trained", **after})
+    if result.get("best"):
+        best = result["best"]
+        rows.append({"model": f"best, epoch {best['epoch']} (test-set-selected)", **best})
     if "rerank_mAP" in after:
         rows.append({"model": "trained + re-ranking", **{c: after.get("rerank_" + c) for c in _COLUMNS[1:]}})
     lines = [reporting.format_table(rows, _COLUMNS)]

@@ -1,6 +1,6 @@
 """Camera-aware proxies (CAP): one proxy per (cluster, camera), intra- and inter-camera losses.
 
-Wang, Zhang, Liu, Huang & Zhang, "Camera-aware Proxies for Unsupervised Person
+Wang, Lai, Huang, Gong & Hua, "Camera-aware Proxies for Unsupervised Person
 Re-Identification", AAAI 2021 (official code: Terminator8758/CAP-master,
 ``reid/loss/CamAwareMemory.py``, ``reid/img_grouping.py``, ``train_cap.py``). Facts
 followed, from the official code:

@@ -118,19 +118,24 @@ def dbscan(dist: scipy.sparse.spmatrix | np.ndarray, eps: float, min_samples: in
     return model.fit_predict(dist).astype(np.int32)
 
 
-def kmeans(features: ArrayLike, num_clusters: int, seed: int = 0) -> np.ndarray:
-    """k-means labels of the L2-normalised features (no outliers).
+def kmeans(features: ArrayLike, num_clusters: int, seed: int = 0, n_init: int = 10) -> np.ndarray:
+    """k-means labels of the features as given (no outliers).
+
+    MMT clusters the mean of its two teachers' L2-normalised features without
+    normalising it again (yxgeee/MMT ``mmt_train_kmeans.py``), with scikit-learn's KMeans
+    at its defaults of the time (``n_init=10``).
 
     Args:
       features: [N, D] features.
       num_clusters: k.
       seed: k-means++ seed.
+      n_init: restarts; the best inertia wins.
 
     Returns:
       [N] int32 labels in 0..num_clusters-1.
     """
-    feats = np.asarray(vectors.l2_normalize(np.asarray(features, np.float32)))
-    model = sklearn.cluster.KMeans(n_clusters=num_clusters, n_init=1, random_state=seed)
+    feats = np.asarray(features, np.float32)
+    model = sklearn.cluster.KMeans(n_clusters=num_clusters, n_init=n_init, random_state=seed)
     return model.fit_predict(feats).astype(np.int32)
 
 
@@ -210,7 +215,7 @@ def pseudo_labels(features: ArrayLike, cfg: ml_collections.ConfigDict, seed: int
             raise errors.ReidError(
                 f"cluster.num_clusters must be in 1..{n} for k-means, got {cfg.num_clusters}."
             )
-        labels = kmeans(features, cfg.num_clusters, seed)
+        labels = kmeans(features, cfg.num_clusters, seed, cfg.kmeans_n_init)
     else:
         labels = knn_components(features, min(cfg.knn_k, n), cfg.min_samples)
     seconds["cluster"] = time.time() - t0

@@ -1,6 +1,6 @@
 """CAP: camera-aware proxies for unsupervised re-ID.
 
-Wang, Zhang, Liu, Huang and Zhang, "Camera-aware Proxies for Unsupervised Person
+Wang, Lai, Huang, Gong and Hua, "Camera-aware Proxies for Unsupervised Person
 Re-Identification", AAAI 2021 (official code: Terminator8758/CAP-master). Every round:
 the pseudo labels of ``rounds.cluster``, each cluster split by camera into proxies
 (``clustering/camera_proxies.py``), a proxy memory of their normalised centroids; the

@@ -218,6 +218,7 @@ def train(
                   config.train.num_epochs)
     step = int(jax.device_get(state.train.step))
     rounds = []
+    best: dict[str, Any] | None = None  # eval.select_best: the best evaluation so far
     t0 = time.time()
     for index in range(start_epoch, stop_at):
         state = state.replace(train=state.train.replace(epoch=jnp.asarray(index, jnp.int32)))
@@ -239,16 +240,21 @@ def train(
             writer.write(step, evaluators.log_scalars(res), prefix="eval/")
             first = evaluators.primary(res)
             print(f"epoch {done}: rank-1 {first['rank1']:.4f} mAP {first['mAP']:.4f}")
+            best = _better(best, first, done, config)
     train_seconds = time.time() - t0
 
     picture = os.path.join(workdir, "ranked_list.png")
     results = evals(trainer.model, trainer.eval_variables(state), picture)
     writer.write(step, evaluators.log_scalars(results), prefix="eval/")
+    best = _better(best, evaluators.primary(results), stop_at, config)
+    if best is not None:
+        writer.write(step, {k: v for k, v in best.items() if np.isscalar(v)}, prefix="best/")
     writer.close()
     paths["ranked_list"] = picture
     return {
         "before": before,
         "after": evaluators.primary(results),
+        "best": best,
         "evaluations": results,
         "paths": paths,
         "state": state,
@@ -256,6 +262,17 @@ def train(
         "epochs_done": stop_at,
         "rounds": rounds,
     }
+
+
+def _better(
+    best: dict | None, res: dict, epoch: int, config: ml_collections.ConfigDict
+) -> dict | None:
+    """``eval.select_best``: the evaluation with the higher mAP (ties: the later)."""
+    if not config.eval.select_best:
+        return None
+    if best is None or res["mAP"] >= best["mAP"]:
+        return {**{k: v for k, v in res.items() if k != "rows"}, "epoch": epoch}
+    return best
 
 
 def evaluate(

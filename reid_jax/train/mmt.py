@@ -41,6 +41,8 @@ CONFIG = {
         "ema_alpha": Key(0.999, "EMA momentum of the mean teachers.", low=0.0, high=1.0),
         "label_smoothing": Key(0.1, "Label smoothing of the pseudo-label CE.", low=0.0,
                                high=1.0),
+        "reset_optimizer": Key(True, "A fresh Adam every round (the official script builds its "
+                               "optimizer inside the epoch loop)."),
     },
 }
 
@@ -156,8 +158,11 @@ def build(ctx: loop.Context) -> loop.Trainer:
         for net in NETS:
             params = rounds.set_classifier(params, net, "neck", cent)
             t_params = rounds.set_classifier(t_params, net, "neck", cent)
+        train = host.train.replace(params=params)
+        if config.mmt.reset_optimizer:
+            train = train.replace(opt_state=jax.device_get(s.tx.init(params)))
         host = host.replace(
-            train=host.train.replace(params=params),
+            train=train,
             teachers={**host.teachers, "params": t_params},
             num_clusters=np.asarray(clus.num_clusters, np.int32),
         )

@@ -59,6 +59,9 @@ CONFIG = {
                        when_doc="cluster.method='dbscan' or 'knn'"),
     "num_clusters": Key(500, "k-means clusters.", low=1, when=is_("cluster.method", "kmeans"),
                         when_doc="cluster.method='kmeans'"),
+    "kmeans_n_init": Key(10, "k-means restarts (scikit-learn's default when MMT was "
+                         "published).", low=1, when=is_("cluster.method", "kmeans"),
+                         when_doc="cluster.method='kmeans'"),
     "knn_k": Key(10, "Mutual-neighbour list length of the 'knn' labeler.", low=1,
                  when=is_("cluster.method", "knn"), when_doc="cluster.method='knn'"),
     "max_clusters": Key(0, "Memory / classifier rows; 0 = one per training picture.", low=0),

@@ -19,6 +19,7 @@ def _blobs(n=120, d=16, centers=5, seed=0, spread=0.2):
 def _cfg(**kw):
     c = ml_collections.ConfigDict(dict(
         method="dbscan", k1=15, k2=4, eps=0.6, min_samples=4, num_clusters=5, knn_k=8,
+        kmeans_n_init=10,
     ))
     c.update(kw)
     return c

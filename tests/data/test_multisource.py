@@ -50,3 +50,22 @@ def test_parse_specs_cross_dataset():
     assert sources.parse_specs("train, c:query", "x") == [("x", "train"), ("c", "query")]
     assert sources.parse_specs(["a/b:train_d0", "gallery"], "x") == [
         ("a/b", "train_d0"), ("x", "gallery")]
+
+
+def test_the_all_split_labels_every_person_of_every_split(tfds_dir):
+    """'dataset:all' (MetaBIN's sources): train, query and gallery in one domain, the
+    same person the same label everywhere, junk and distractor markers unlabelled."""
+    from reid_jax.data import sources
+
+    data = sources.open_data([("synthetic_persons/tiny", "all")], tfds_dir)
+    parts = [sources.open_data([("synthetic_persons/tiny", s)], tfds_dir, relabel=False)
+             for s in ("gallery", "query", "train")]
+    assert len(data) == sum(len(p) for p in parts)
+    assert (data.domains == 0).all()
+    valid = data.person_ids >= 0
+    if not (parts[2].person_ids == 0).any():  # 0 marks test-time distractors
+        valid &= data.person_ids != 0
+    assert (data.labels[valid] >= 0).all() and (data.labels[~valid] == -1).all()
+    for pid in np.unique(data.person_ids[valid]):
+        assert len(np.unique(data.labels[data.person_ids == pid])) == 1
+    assert data.num_classes == len(np.unique(data.person_ids[valid]))

@@ -98,3 +98,58 @@ def test_check_pk_counts_the_unlabeled_pictures_of_a_batch():
     with pytest.raises(errors.ReidError, match=r"P x K \+ 4 unlabeled = 12 .*unlabeled_per_batch"):
         samplers.check_pk(labels, 4, 2, 8, extra_per_batch=4)
     samplers.check_pk(labels, 4, 2, 8, extra_per_batch=8)  # 16 on 8 devices
+
+
+def _groups(rows, k):
+    """The K-groups of the stream (K consecutive indices)."""
+    flat = np.concatenate(rows)
+    return flat.reshape(-1, k)
+
+
+def test_cluster_uniform_visits_every_identity_once_per_pass_with_cross_camera_positives():
+    labels = np.repeat(np.arange(12), 8)
+    cams = np.arange(labels.size) % 3  # every identity in every camera
+    labels[:3] = -1  # outliers are never drawn
+    p, k = 4, 4
+    rows = samplers.cluster_uniform_batches(labels, cams, p, k, seed=0, epoch=0, num_batches=3)
+    assert rows.shape == (3, p * k)
+    groups = _groups(rows, k)  # 12 identities x K = 48 = 3 batches: exactly one pass
+    ids = labels[groups]
+    assert (ids == ids[:, :1]).all()  # a group is one identity
+    assert sorted(ids[:, 0]) == list(range(12))  # each identity once in the pass
+    for g in groups:  # an anchor, then K-1 from its other cameras
+        assert (cams[g[1:]] != cams[g[0]]).all()
+    np.testing.assert_array_equal(
+        rows, samplers.cluster_uniform_batches(labels, cams, p, k, 0, 0, 3))  # (seed, epoch)
+
+
+def test_cluster_uniform_falls_back_to_the_anchor_camera_and_keeps_singletons():
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    cams = np.array([0, 0, 0, 1, 0, 1])
+    rows = samplers.cluster_uniform_batches(labels, cams, 1, 3, seed=1, epoch=0, num_batches=8)
+    stream = rows.ravel()
+    # identity 1 has one picture: it emits the anchor alone; identity 0 has one camera.
+    assert (labels[stream] == 1).sum() > 0
+    firsts = [i for i in range(len(stream)) if labels[stream[i]] == 1]
+    assert all(i + 1 == len(stream) or labels[stream[i + 1]] != 1 or stream[i + 1] == 3
+               for i in firsts)
+
+
+def test_proxy_sampler_takes_k_of_the_proxy_without_replacement_when_it_can():
+    labels = np.repeat(np.arange(6), [5, 5, 4, 4, 2, 2])
+    cams = np.zeros(labels.size, int)
+    rows = samplers.cluster_uniform_batches(labels, cams, 2, 4, seed=0, epoch=1, num_batches=3,
+                                            cross_camera=False)
+    for g in _groups(rows, 4):
+        lab = labels[g]
+        assert (lab == lab[0]).all()
+        if (labels == lab[0]).sum() >= 4:
+            assert len(set(g)) == 4  # no repeats
+
+
+def test_random_batches_are_passes_over_the_labelled_pictures():
+    labels = np.array([0, 0, 1, 1, 2, 2, -1, 3, 3, 4])
+    rows = samplers.random_batches(labels, 3, seed=0, epoch=0, num_batches=6)
+    assert rows.shape == (6, 3) and (labels[rows] >= 0).all()
+    first_pass = rows[:3].ravel()  # 9 labelled pictures: 3 full batches per pass
+    assert len(set(first_pass)) == 9

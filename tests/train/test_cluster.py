@@ -93,6 +93,11 @@ def test_mmt_two_rounds_with_mean_teachers(tfds_dir, tmp_path):
     diffs = [float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(students["model"]),
                                                          jax.tree.leaves(teachers["model"]))]
     assert max(diffs) > 0  # the teacher lags the student
+    # A fresh Adam every round (the official script builds it inside the epoch loop): the
+    # optimizer has counted only the last round's steps.
+    counts = [int(v) for path, v in jax.tree_util.tree_flatten_with_path(
+        jax.device_get(cs.train.opt_state))[0] if "count" in jax.tree_util.keystr(path)]
+    assert counts and set(counts) == {config.data.steps_per_epoch}
     # The two students started from different initialisations.
     k1 = students["model"]["backbone"]
     k2 = students["model2"]["backbone"]

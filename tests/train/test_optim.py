@@ -9,16 +9,15 @@ import numpy as np
 import optax
 import pytest
 
+from experiments import common
 from reid_jax import errors
 from reid_jax.train import optim
 
 
 def _cfg(**kw):
-    c = ml_collections.ConfigDict(dict(
-        name="adam", lr=1.0, momentum=0.9, weight_decay=0.0, decay_norm_and_bias=True,
-        schedule="multistep", milestones=(4, 7), gamma=0.1, warmup_epochs=2,
-        warmup_factor=0.1, grad_clip=0.0,
-    ))
+    c = ml_collections.ConfigDict(common.base_config().optim.to_dict())
+    c.update(dict(name="adam", lr=1.0, weight_decay=0.0, milestones=(4, 7), warmup_epochs=2,
+                  warmup_factor=0.1))
     c.update(kw)
     return c
 
@@ -27,6 +26,41 @@ def test_warmup_then_multistep():
     lr = optim.schedule(_cfg(), steps_per_epoch=10, num_epochs=12)
     got = [float(lr(s)) for s in (0, 10, 20, 39, 40, 69, 70)]
     np.testing.assert_allclose(got, [0.1, 0.55, 1.0, 1.0, 0.1, 0.1, 0.01], rtol=1e-6)
+
+
+def test_per_epoch_schedule_follows_the_epoch_not_the_step():
+    """BoT / CAP / M3L: the scheduler is stepped once per epoch (offset 1: at the epoch's
+    start), so the rate is constant within an epoch whatever the epoch's length."""
+    lr = optim.schedule(_cfg(schedule_unit="epoch", warmup_factor=0.01), 10, 12)
+    # last_epoch = e: warmup factor 0.01 (1 - e/2) + e/2, then x0.1 at 4 and 7.
+    want = {0: 0.01, 1: 0.505, 2: 1.0, 3: 1.0, 4: 0.1, 6: 0.1, 7: 0.01}
+    for e, v in want.items():
+        for step in (0, 3, 999):  # any step: the epoch decides
+            np.testing.assert_allclose(float(lr(step, e)), v, rtol=1e-5)
+    np.testing.assert_allclose(float(lr(25)), want[2], rtol=1e-6)  # no epoch: step // 10
+    shifted = optim.schedule(_cfg(schedule_unit="epoch", warmup_factor=0.01,
+                                  schedule_epoch_offset=1), 10, 12)
+    for e in (0, 1, 3, 6):
+        np.testing.assert_allclose(float(shifted(0, e)), want[e + 1], rtol=1e-5)
+
+
+def test_epoch_reaches_the_optimizer_through_apply_gradients():
+    params = {"model": {"conv": {"kernel": jnp.ones((2, 2))}}}
+    tx, lr = optim.make_optimizer(_cfg(name="sgd", momentum=0.0, schedule_unit="epoch",
+                                       warmup_epochs=0), params, 10, 12)
+    g = jax.tree.map(jnp.ones_like, params)
+    u5, _ = tx.update(g, tx.init(params), params, epoch=jnp.int32(5))
+    np.testing.assert_allclose(u5["model"]["conv"]["kernel"], -float(lr(0, 5)), rtol=1e-6)
+    assert float(lr(0, 5)) == pytest.approx(0.1)
+
+
+def test_bias_lr_factor_doubles_the_bias_step():
+    params = {"model": {"conv": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}}}
+    cfg = _cfg(name="sgd", momentum=0.0, warmup_epochs=0, lr=0.5, bias_lr_factor=2.0)
+    tx, _ = optim.make_optimizer(cfg, params, 1, 1)
+    u, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
+    np.testing.assert_allclose(u["model"]["conv"]["kernel"], -0.5)
+    np.testing.assert_allclose(u["model"]["conv"]["bias"], -1.0)
 
 
 def test_cosine_ends_at_zero():

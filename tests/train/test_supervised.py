@@ -115,3 +115,15 @@ def test_nan_step_leaves_parameters_untouched(tfds_dir):
     after = jax.device_get(state.train.params)
     for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_select_best_reports_the_best_evaluation_marked_as_test_set_selected(tfds_dir, tmp_path):
+    from reid_jax import main
+
+    config = _config(tfds_dir, **{"eval.every_epochs": 1, "eval.select_best": True})
+    result = loop.train(config, str(tmp_path / "best"))
+    best = result["best"]
+    assert best["epoch"] in (1, 2) and best["mAP"] >= result["after"]["mAP"] - 1e-12
+    assert "test-set-selected" in main.summary(result)
+    plain = loop.train(_config(tfds_dir), str(tmp_path / "plain"))
+    assert plain["best"] is None

@@ -109,7 +109,7 @@ def test_rpp_from_a_pcb_run(tfds_dir, tmp_path):
     """PCB 2 steps, then RPP from it: both held steps move only the part classifier."""
     pcb_result, _ = _train(_tiny(pcb, tfds_dir), tmp_path / "pcb")
     config = _tiny(pcb, tfds_dir, "rpp-synthetic_tiny")
-    assert config.model.rpp and config.optim.rpp_classifier_only_epochs > 0
+    assert config.model.rpp and config.optim.rpp_classifier_only_epochs == 0  # official: joint
     with pytest.raises(errors.ReidError, match="init_from_run"):
         loop.train(config, str(tmp_path / "no_pcb"))
     config.model.init_from_run = str(tmp_path / "pcb")
