@@ -46,6 +46,7 @@ def _cpu_small(c: ml_collections.ConfigDict) -> None:
     c.aug.pad = 5
     c.loss.center_weight = 0.0
     c.eval.batch_size = 256
+    common.cpu_erasing(c)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

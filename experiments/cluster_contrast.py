@@ -69,6 +69,7 @@ def cpu_small(c: ml_collections.ConfigDict) -> None:
     c.data.height, c.data.width = 128, 64
     c.aug.pad = 5
     c.eval.batch_size = 256
+    common.cpu_erasing(c)
 
 
 def tiny(c: ml_collections.ConfigDict) -> None:

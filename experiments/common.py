@@ -54,6 +54,16 @@ def reset(c: ml_collections.ConfigDict, *paths: str) -> None:
         c[section][key] = declared[section][key].default
 
 
+def cpu_erasing(c: ml_collections.ConfigDict) -> None:
+    """Random erasing of the CPU configs (synthetic, CUHK01): torchvision's variant
+    (log-uniform aspect ratio, 10 tries, the mean pixel as fill), with which their README
+    figures were measured. The published configs use Zhong et al.'s (the schema default).
+    On ``bot.py:synthetic`` (seed 0) Zhong et al.'s variant gave mAP 0.460, this one 0.483."""
+    c.aug.erasing_aspect = "log_uniform"
+    c.aug.erasing_tries = 10
+    c.aug.erasing_fill = "pixel_mean"
+
+
 def no_warmup(c: ml_collections.ConfigDict) -> None:
     """No learning-rate warmup (and no warmup factor)."""
     c.optim.warmup_epochs = 0
