@@ -41,3 +41,19 @@ def tiny_config(tfds_dir: str):
         return c
 
     return make
+
+
+@pytest.fixture
+def check_directional_derivatives():
+    """``check(f, x, grad, eps, atol)``: ``grad @ d`` equals the central finite difference
+    of ``f`` at ``x`` along three random directions ``d`` (relative tolerance 1e-5)."""
+    import numpy as np
+
+    def check(f, x, grad, eps: float = 1e-5, atol: float = 1e-9) -> None:
+        rng = np.random.default_rng(1)
+        for _ in range(3):
+            d = rng.normal(size=np.shape(x))
+            fd = (f(x + eps * d) - f(x - eps * d)) / (2 * eps)
+            np.testing.assert_allclose(fd, np.asarray(grad) @ d, rtol=1e-5, atol=atol)
+
+    return check

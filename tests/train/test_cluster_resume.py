@@ -13,17 +13,6 @@ from reid_jax.train import loop
 CONFIGS = {"pplr": pplr, "mmt": mmt}
 
 
-def _config(method, tfds_dir, **overrides):
-    c = CONFIGS[method].get_config("synthetic_tiny")
-    c.data.data_dir = tfds_dir
-    c.num_devices = 1
-    c.eval.before_training = False
-    for key, value in overrides.items():
-        node, leaf = key.rsplit(".", 1)
-        c[node][leaf] = value
-    return c
-
-
 def _records(workdir, prefix):
     """The metrics.jsonl records with keys under ``prefix`` (timings left out), by step."""
     out = []
@@ -37,14 +26,14 @@ def _records(workdir, prefix):
 
 
 @pytest.mark.parametrize("method", sorted(CONFIGS))
-def test_resume_after_round_one_is_bit_identical(tfds_dir, tmp_path, method):
-    config = _config(method, tfds_dir)
+def test_resume_after_round_one_is_bit_identical(tiny_config, tmp_path, method):
+    config = tiny_config(CONFIGS[method])
     full_dir, re_dir = str(tmp_path / "full"), str(tmp_path / "re")
     full = loop.train(config, full_dir)
     assert full["epochs_done"] == 2 and len(full["rounds"]) == 2
 
     first = loop.train(
-        _config(method, tfds_dir, **{"train.stop_after_epochs": 1}), re_dir
+        tiny_config(CONFIGS[method], **{"train.stop_after_epochs": 1}), re_dir
     )
     assert first["epochs_done"] == 1 and len(first["rounds"]) == 1
     resumed = loop.train(config, re_dir)

@@ -92,7 +92,7 @@ def test_meta_gradient_equals_unrolled_second_order(x64):
     np.testing.assert_allclose(ravel_pytree(fo)[0], first, rtol=1e-7, atol=1e-10)
 
 
-def test_meta_gradient_passes_the_clamp_straight_through_at_one(x64):
+def test_meta_gradient_passes_the_clamp_straight_through_at_one(x64, check_directional_derivatives):
     """Gates at their init 1, an inner step that pushes some above 1: the official
     in-place clamp lets the meta-gradient through with factor 1; a plain clip stops it."""
     gates, rest, apply_fn, stats, mtr, mte, cfg = _tiny_problem()
@@ -125,32 +125,21 @@ def test_meta_gradient_passes_the_clamp_straight_through_at_one(x64):
 
     straight = meta_grad("straight_through", False)
     assert np.abs(straight[above]).max() > 0
-    rng = np.random.default_rng(2)
-    for _ in range(3):
-        d = jnp.asarray(rng.normal(size=flat.shape))
-        eps = 1e-5
-        fd = (surrogate(flat + eps * d) - surrogate(flat - eps * d)) / (2 * eps)
-        np.testing.assert_allclose(fd, straight @ d, rtol=1e-5, atol=1e-9)
+    check_directional_derivatives(surrogate, flat, straight)
     # A plain clip: no first-order path through the gates it clamped.
     clipped_fo = meta_grad("clip", True)
     np.testing.assert_array_equal(clipped_fo[above], 0.0)
     assert np.abs(meta_grad("straight_through", True)[above]).max() > 0
 
 
-def test_meta_gradient_matches_finite_differences(x64):
+def test_meta_gradient_matches_finite_differences(x64, check_directional_derivatives):
     gates, rest, apply_fn, stats, mtr, mte, cfg = _tiny_problem()
     flat, unravel = ravel_pytree(gates)
 
     def f(v):
         return metabin.meta_objective(unravel(v), rest, apply_fn, stats, mtr, mte, 0.05, 3, cfg)[0]
 
-    g = jax.grad(f)(flat)
-    rng = np.random.default_rng(1)
-    for _ in range(3):
-        d = jnp.asarray(rng.normal(size=flat.shape))
-        eps = 1e-5
-        fd = (f(flat + eps * d) - f(flat - eps * d)) / (2 * eps)
-        np.testing.assert_allclose(fd, g @ d, rtol=1e-5, atol=1e-9)
+    check_directional_derivatives(f, flat, jax.grad(f)(flat))
 
 
 def _tiny_config(tfds_dir, **overrides):
