@@ -39,7 +39,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from reid_jax.models import resnet
+from reid_jax.models import pooling, resnet
 
 # Official IAResNet50_location: alpha_x = 10, alpha_y = 20 on 32x16 maps, 5 / 10 on 16x8:
 # 0.625 of the map's width / height in both stages.
@@ -228,7 +228,7 @@ class IAResNet(nn.Module):
             )(x)
         if self.stem_relu:
             x = nn.relu(x)
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = pooling.max_pool(x, 3, 2, 1)
         for stage, num_blocks in enumerate(self.stage_sizes):
             stage_stride = 1 if stage == 0 else (self.last_stride if stage == 3 else 2)
             for index in range(num_blocks):

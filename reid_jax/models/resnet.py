@@ -34,6 +34,7 @@ import jax.numpy as jnp
 
 from reid_jax.models import bin as bin_lib
 from reid_jax.models import non_local as nl_block
+from reid_jax.models import pooling
 
 # torchvision: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu") draws an
 # untruncated normal with variance 2 / fan_out.
@@ -293,7 +294,7 @@ class ResNet(nn.Module):
             )(x)
         if self.stem_relu:  # several reference ResNets leave it out (`stem_relu`)
             x = nn.relu(x)
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = pooling.max_pool(x, 3, 2, 1)
 
         for stage, num_blocks in enumerate(self.stage_sizes):
             stage_stride = 1 if stage == 0 else (self.last_stride if stage == 3 else 2)
