@@ -28,10 +28,10 @@ def load_image(
     data: sources.ReidData, index: int, height: int, width: int, resize: str = "bilinear"
 ) -> np.ndarray:
     """Decodes example ``index`` and resizes it to (height, width); uint8 HxWx3."""
-    img = data.image(index)
-    if img.shape[0] != height or img.shape[1] != width:
-        img = np.asarray(Image.fromarray(img).resize((width, height), RESAMPLE[resize]))
-    return img
+    img = data.picture(index)
+    if img.size != (width, height):
+        img = img.resize((width, height), RESAMPLE[resize])
+    return np.asarray(img)
 
 
 def _batch(

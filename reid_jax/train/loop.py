@@ -159,24 +159,43 @@ def _run_epoch(
     trainer: Trainer, epoch: Epoch, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
     writer: reporting.MetricWriter, rng: jax.Array, step: int, index: int,
 ) -> tuple[Any, int]:
-    """The steps of one epoch; training metrics and images/s on logging steps."""
+    """The steps of one epoch; training metrics, images/s and the input wait on logging steps.
+
+    The progress bar counts finished steps, not dispatched ones: after dispatching step
+    i the loop waits for step i - 1, so one step is always queued behind the running one
+    and the device never waits on that sync. ``input_wait_fraction`` is the share of the
+    wall time spent waiting for the loader's next batch (0 when decoding keeps ahead).
+    """
     state = epoch.state
     d = config.data
-    loader = pipeline.train_loader(epoch.data, epoch.batches, d.height, d.width, d.num_threads,
-                                   d.resize)
+    loader = iter(pipeline.train_loader(epoch.data, epoch.batches, d.height, d.width,
+                                        d.num_threads, d.resize))
     per_step = epoch.batches.shape[1]
-    t_log, s_log = time.time(), step
-    for batch in reporting.progress(loader, len(epoch.batches), f"epoch {index + 1}",
-                                    config.train.progress):
+    t_log, s_log, waited = time.time(), step, 0.0
+    bar = reporting.progress(None, len(epoch.batches), f"epoch {index + 1}",
+                             config.train.progress)
+    previous = None
+    while True:
+        t0 = time.time()
+        batch = next(loader, None)
+        waited += time.time() - t0
+        if batch is None:
+            break
         state, metrics = trainer.train_step(state, sharding.to_global(batch, mesh), rng)
         step += 1  # a host counter: reading state.train.step would sync every step
+        if previous is not None:
+            jax.block_until_ready(previous)  # the step before this one has finished
+            bar.update(1)
+        previous = metrics["loss"]
         if step % config.train.log_every_steps == 0:
             host = jax.device_get(metrics)  # waits for this step: the rate below is real
             now = time.time()
             host["images_per_second"] = (step - s_log) * per_step / max(now - t_log, 1e-9)
-            t_log, s_log = now, step
+            host["input_wait_fraction"] = waited / max(now - t_log, 1e-9)
+            t_log, s_log, waited = now, step, 0.0
             check_finite(state)
             writer.write(step, host, prefix="train/")
+    bar.close()
     check_finite(state)
     return state, step
 
