@@ -9,9 +9,12 @@ PyTorch step is written below for this benchmark (PyTorch is the optional ``torc
 extra: ``pip install -e '.[torch]'``).
 
 Each (framework, variant) lives in its own worker process, built and warmed up once; the
-parent then asks the workers in turn for ``--steps`` timed steps, ``--repeats`` rounds, so
-that both sides see the same machine state. Reported: median and min-max images/s of
-the rounds, CPU seconds per step, and the ratio of the medians.
+parent then asks the workers in turn for ``--steps`` timed steps, ``--repeats`` rounds, the
+order reversed every other round, so that both sides see the same machine state.
+Reported: median and min-max images/s of the rounds, CPU seconds per call, and ``x torch``,
+the ratio of the medians to PyTorch channels_last with augmentation (train step) or to
+the same PyTorch variant (``--embed``: evaluation features of a batch of
+``eval.batch_size`` pictures, with and without flip averaging, inference mode).
 
 Variants: ``aug`` (reid_jax: flip, pad 5/10 + crop and random erasing run inside the
 step; PyTorch: the same three on the batch tensor, as a data loader would have done on
@@ -22,6 +25,7 @@ PyTorch ``torch.autocast('cpu', torch.bfloat16)``) where the CPU has bfloat16 un
   python benchmarks/train_step_vs_torch.py                       # both cases, float32
   python benchmarks/train_step_vs_torch.py --cases r18 --repeats 7 --steps 10
   python benchmarks/train_step_vs_torch.py --dtypes float32,bfloat16
+  python benchmarks/train_step_vs_torch.py --cases r18 --embed
 
 Cases: r18 = ``bot.py:cuhk01``'s CPU recipe (ResNet-18 at width 32, 128x64, batch 64 =
 16 x 4); r50 = the published recipe's network (ResNet-50, 256x128, batch 64).
@@ -73,6 +77,28 @@ def _jax_worker(case: dict, variant: str, dtype: str) -> tuple:
         common.reset(c, "aug.erasing_aspect", "aug.erasing_tries", "aug.erasing_fill")
     trainer, ctx = loop.build(c)
     state, batches = loop.host_batches(trainer, c, trainer.state, 0, 2)
+    info = {"num_classes": trainer.model.num_classes, "aug": c.aug.to_dict(),
+            "jax": jax.__version__, "backend": jax.default_backend(),
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "eval_batch": c.eval.batch_size}
+    if variant.startswith("embed"):
+        import numpy as np
+
+        from reid_jax.evaluation import embed
+
+        fn = embed.make_embed_fn(trainer.model, ctx.mesh, "neck_features", variant == "embed_flip")
+        variables = trainer.eval_variables(state)
+        h, w = case["size"]
+        images = sharding.to_global({"image": np.random.default_rng(0).integers(
+            0, 256, (c.eval.batch_size, h, w, 3), dtype=np.uint8)}, ctx.mesh)["image"]
+
+        def run_embed(n: int) -> float:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                out = fn(variables, images)
+            jax.block_until_ready(out)
+            return time.perf_counter() - t0
+
+        return run_embed, info
     data = [sharding.to_global(b, ctx.mesh) for b in batches]
     key = jax.random.key(0)
     holder = {"state": state}
@@ -86,8 +112,6 @@ def _jax_worker(case: dict, variant: str, dtype: str) -> tuple:
         holder["state"] = st
         return time.perf_counter() - t0
 
-    info = {"num_classes": trainer.model.num_classes, "aug": c.aug.to_dict(), "jax": jax.__version__,
-            "backend": jax.default_backend(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
     return run, info
 
 
@@ -164,6 +188,9 @@ def _torch_model(case: dict, num_classes: int, stem_relu: bool):  # noqa: ANN202
             f = self.layers(self.stem(x)).mean((2, 3))
             return f, self.classifier(self.neck(f))
 
+        def embed(self, x):  # noqa: ANN202
+            return self.neck(self.layers(self.stem(x)).mean((2, 3)))
+
     return BoT()
 
 
@@ -198,29 +225,50 @@ def _torch_augment(x, pad: int, gen):  # noqa: ANN001, ANN202
 
 
 def _torch_worker(case: dict, variant: str, dtype: str, num_classes: int, pad: int,
-                  stem_relu: bool) -> tuple:
-    """The same step in PyTorch; variant 'aug'/'noaug' + '_cl' for channels_last."""
+                  stem_relu: bool, eval_batch: int) -> tuple:
+    """The same step in PyTorch; variant 'aug'/'noaug' + '_cl' for channels_last, or
+    'embed'/'embed_flip' (evaluation features, channels_last, inference mode)."""
     import numpy as np
     import torch
 
     torch.manual_seed(0)
-    channels_last = variant.endswith("_cl")
+    channels_last = variant.endswith("_cl") or variant.startswith("embed")
     aug = variant.startswith("aug")
     model = _torch_model(case, num_classes, stem_relu)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt).train()
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "mkldnn": torch.backends.mkldnn.is_available()}
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    h, w = case["size"]
+    if variant.startswith("embed"):
+        model.eval()
+        u8 = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (eval_batch, h, w, 3),
+                                                                dtype=np.uint8))
+
+        def run_embed(n: int) -> float:
+            t0 = time.perf_counter()
+            with torch.inference_mode(), torch.autocast(
+                    "cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+                for _ in range(n):
+                    x = ((u8.permute(0, 3, 1, 2).float() / 255.0 - mean) / std).contiguous(
+                        memory_format=fmt)
+                    f = model.embed(x)
+                    if variant == "embed_flip":
+                        f = f + model.embed(x.flip(3))
+            return time.perf_counter() - t0
+
+        return run_embed, info
     decay = [p for p in model.parameters() if p.ndim > 1]
     other = [p for p in model.parameters() if p.ndim <= 1 and p.requires_grad]
     opt = torch.optim.Adam([{"params": decay, "weight_decay": WEIGHT_DECAY},
                             {"params": other, "weight_decay": 0.0}], lr=3.5e-4)
     p, k = case["p"], case["k"]
-    h, w = case["size"]
     rng = np.random.default_rng(0)
     images = [torch.from_numpy(rng.integers(0, 256, (p * k, h, w, 3), dtype=np.uint8))
               for _ in range(2)]
     labels = torch.arange(p).repeat_interleave(k) % num_classes
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     gen = torch.Generator().manual_seed(0)
     same = labels[:, None] == labels[None, :]
     ce = torch.nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
@@ -249,8 +297,7 @@ def _torch_worker(case: dict, variant: str, dtype: str, num_classes: int, pad: i
             step(images[i % 2])
         return time.perf_counter() - t0
 
-    return run, {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                 "mkldnn": torch.backends.mkldnn.is_available()}
+    return run, info
 
 
 # ------------------------------------------------------------------------------ worker loop
@@ -263,7 +310,7 @@ def worker_main(args: argparse.Namespace) -> None:
         run, info = _jax_worker(case, args.variant, args.dtype)
     else:
         run, info = _torch_worker(case, args.variant, args.dtype, args.num_classes, args.pad,
-                                  args.stem_relu)
+                                  args.stem_relu, args.eval_batch)
     t_first = run(1)  # compile / first-touch
     run(args.warmup)
     print(json.dumps({"ready": True, "first_step_s": t_first, **info}), flush=True)
@@ -315,48 +362,66 @@ def _summary(rounds: list[dict], batch: int) -> dict:
             "rounds": ips}
 
 
+def _alternate(workers: list[Worker], steps: int, repeats: int, images: int,
+               label: str) -> dict[str, dict]:
+    """``repeats`` rounds of ``steps`` calls per worker, the order reversed every other
+    round; returns each worker's summary."""
+    rounds: dict[str, list[dict]] = {w.name: [] for w in workers}
+    for r in range(repeats):
+        for w in workers if r % 2 == 0 else workers[::-1]:
+            rounds[w.name].append(w.time(steps))
+        print(f"  {label} round {r + 1}/{repeats}: " + ", ".join(
+            f"{k} {images * v[-1]['steps'] / v[-1]['wall_s']:.0f}" for k, v in rounds.items()),
+            flush=True)
+    for w in workers:
+        w.close()
+    return {k: _summary(v, images) for k, v in rounds.items()}
+
+
 def bench_case(name: str, args: argparse.Namespace, infos: dict) -> list[dict]:
     """Every variant of one case, alternated; returns the table rows."""
+    from experiments import bot
+
     case = CASES[name]
     batch = case["p"] * case["k"]
+    stem_relu = ["--stem_relu"] if bot.get_config(case["config"]).model.stem_relu else []
     rows = []
-    for dtype in args.dtypes.split(","):
-        workers = []
-        for variant in ("aug", "noaug"):
-            workers.append(Worker(f"reid_jax {variant}", ["--framework", "jax", "--case", name,
-                                  "--variant", variant, "--dtype", dtype,
-                                  "--warmup", str(args.warmup)]))
-        info = workers[0].info
-        num_classes = info["num_classes"]
-        pad = int(info["aug"]["pad"])
-        from experiments import bot
-        stem_relu = bool(bot.get_config(case["config"]).model.stem_relu)
-        for variant in ("noaug", "noaug_cl", "aug_cl"):
-            workers.append(Worker(f"torch {variant}", [
-                "--framework", "torch", "--case", name, "--variant", variant, "--dtype", dtype,
-                "--num_classes", str(num_classes), "--pad", str(pad),
-                "--warmup", str(args.warmup)] + (["--stem_relu"] if stem_relu else [])))
-        rounds: dict[str, list[dict]] = {w.name: [] for w in workers}
-        for r in range(args.repeats):
-            order = workers if r % 2 == 0 else workers[::-1]
-            for w in order:
-                rounds[w.name].append(w.time(args.steps))
-            print(f"  {name} {dtype} round {r + 1}/{args.repeats}: " + ", ".join(
-                f"{k} {batch * v[-1]['steps'] / v[-1]['wall_s']:.0f}" for k, v in rounds.items()),
-                flush=True)
-        for w in workers:
-            w.close()
-            infos[f"{name} {dtype} {w.name}"] = w.info
-        summ = {k: _summary(v, batch) for k, v in rounds.items()}
-        ref = summ["torch aug_cl"]["images_per_s"]
+
+    def add_rows(workers: list[Worker], summ: dict, ref: str, images: int, what: str) -> None:
         for w in workers:
             s = summ[w.name]
-            rows.append({"case": name, "dtype": dtype, "step": w.name,
-                         "images/s": s["images_per_s"],
+            infos[f"{name} {dtype} {w.name}"] = w.info
+            rows.append({"case": name, "dtype": dtype, "what": what, "worker": w.name,
+                         "images": images, "images/s": s["images_per_s"],
                          "min-max": f"{s['min']:.0f}-{s['max']:.0f}",
-                         "cpu s/step": s["cpu_s_per_step"],
-                         "first step s": w.info["first_step_s"],
-                         "x torch cl+aug": s["images_per_s"] / ref, "_rounds": s["rounds"]})
+                         "cpu s/call": s["cpu_s_per_step"],
+                         "first call s": w.info["first_step_s"],
+                         "x torch": s["images_per_s"] / summ[ref]["images_per_s"],
+                         "_rounds": s["rounds"]})
+
+    for dtype in args.dtypes.split(","):
+        common = ["--case", name, "--dtype", dtype, "--warmup", str(args.warmup)]
+        jax_workers = [Worker(f"reid_jax {v}", ["--framework", "jax", "--variant", v, *common])
+                       for v in ("aug", "noaug")]
+        info = jax_workers[0].info
+        torch_args = ["--framework", "torch", "--num_classes", str(info["num_classes"]),
+                      "--pad", str(int(info["aug"]["pad"])), "--eval_batch",
+                      str(info["eval_batch"]), *stem_relu, *common]
+        workers = jax_workers + [Worker(f"torch {v}", ["--variant", v, *torch_args])
+                                 for v in ("noaug", "noaug_cl", "aug_cl")]
+        summ = _alternate(workers, args.steps, args.repeats, batch, f"{name} {dtype} train")
+        add_rows(workers, summ, "torch aug_cl", batch, "train step")
+        if not args.embed:
+            continue
+        workers = [Worker(f"reid_jax {v}", ["--framework", "jax", "--variant", v, *common])
+                   for v in ("embed", "embed_flip")]
+        workers += [Worker(f"torch {v}", ["--variant", v, *torch_args])
+                    for v in ("embed", "embed_flip")]
+        summ = _alternate(workers, max(1, args.steps // 2), args.repeats, info["eval_batch"],
+                          f"{name} {dtype} embed")
+        for v in ("embed", "embed_flip"):
+            pair = [w for w in workers if w.name.endswith(" " + v)]
+            add_rows(pair, summ, f"torch {v}", info["eval_batch"], "evaluation features")
     return rows
 
 
@@ -370,11 +435,14 @@ def main() -> None:
     ap.add_argument("--num_classes", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--pad", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--stem_relu", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--eval_batch", type=int, default=256, help=argparse.SUPPRESS)
     ap.add_argument("--cases", default="r18,r50", help="comma-separated: r18, r50")
     ap.add_argument("--dtypes", default="float32", help="float32 and/or bfloat16")
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds per worker")
     ap.add_argument("--steps", type=int, default=0, help="steps per round (0: 10 r18, 2 r50)")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--embed", action="store_true",
+                    help="also time evaluation features (with and without flip averaging)")
     ap.add_argument("--out", default="benchmarks/results/train_step_vs_torch.json")
     args = ap.parse_args()
     if args.worker:
@@ -390,8 +458,8 @@ def main() -> None:
     for name in args.cases.split(","):
         steps = args.steps or (10 if name == "r18" else 2)
         rows += bench_case(name, argparse.Namespace(**{**vars(args), "steps": steps}), infos)
-    cols = ["case", "dtype", "step", "images/s", "min-max", "cpu s/step", "first step s",
-            "x torch cl+aug"]
+    cols = ["case", "dtype", "what", "worker", "images", "images/s", "min-max", "cpu s/call",
+            "first call s", "x torch"]
     print(f"\nhost {platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or ''}")
     print(reporting.format_table(rows, cols))
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
