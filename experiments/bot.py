@@ -13,7 +13,7 @@ ImageNet weights cannot be downloaded here: import them with
 Commands:
   # demo on the built-in synthetic data (CPU, a few minutes):
   python -m reid_jax.main --config experiments/bot.py:synthetic --workdir runs/bot_synth
-  # real CUHK01, 486-id test split 0, from scratch on CPU (about 40 minutes on 2 cores):
+  # real CUHK01, 486-id test split 0, from scratch on CPU (about 8 minutes on 2 cores):
   python -m reid_jax.data.build cuhk01/p486_s0 --manual_dir ../shared/data/cuhk01
   python -m reid_jax.main --config experiments/bot.py:cuhk01 --workdir runs/bot_cuhk01
   # published recipe on Market-1501 (GPU):

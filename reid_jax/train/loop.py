@@ -10,8 +10,10 @@ pseudo-label round first). Everything else is written once, here:
 - validation of the whole config before any work (``config_schema.validate``);
 - resume from the newest checkpoint of the workdir (refused under another config);
 - the untrained model's evaluation, once per workdir (``eval.before_training``);
-- per epoch: the batches through the Grain loader, the step, training metrics with
-  images/s every ``train.log_every_steps`` (the only host syncs), the non-finite check,
+- per epoch: the batches through the Grain loader, the step (each waits for the one
+  before it, so one step stays queued and the progress bar counts finished steps),
+  training metrics with images/s and the share of time spent waiting for input every
+  ``train.log_every_steps``, the non-finite check,
   checkpoints every ``train.checkpoint_every_epochs`` and at the end, evaluation every
   ``eval.every_epochs``;
 - the configured evaluators at the end (``reid_jax/evaluation/evaluators.py``), with the

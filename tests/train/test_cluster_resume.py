@@ -14,12 +14,12 @@ CONFIGS = {"pplr": pplr, "mmt": mmt}
 
 
 def _records(workdir, prefix):
-    """The metrics.jsonl records with keys under ``prefix`` (timings left out), by step."""
+    """The metrics.jsonl records with keys under ``prefix`` (timings and the input-wait share left out), by step."""
     out = []
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         for line in f:
             rec = json.loads(line)
-            keep = {k: v for k, v in rec.items() if k.startswith(prefix) and not k.endswith(("_seconds", "_per_second"))}
+            keep = {k: v for k, v in rec.items() if k.startswith(prefix) and not k.endswith(("_seconds", "_per_second", "_fraction"))}
             if keep:
                 out.append((rec["step"], keep))
     return out
@@ -53,7 +53,7 @@ def test_resume_after_round_one_is_bit_identical(tiny_config, tmp_path, method):
         assert np.asarray(resumed["state"].agreement).shape[1] == 3
 
     # Round 2's clustering and every logged training metric, step by step.
-    strip = lambda r: {k: v for k, v in r.items() if not k.endswith(("_seconds", "_per_second"))}  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if not k.endswith(("_seconds", "_per_second", "_fraction"))}  # noqa: E731
     assert strip(resumed["rounds"][0]) == strip(full["rounds"][1])
     assert _records(re_dir, "train/") == _records(full_dir, "train/")
     assert _records(re_dir, "cluster/") == _records(full_dir, "cluster/")
