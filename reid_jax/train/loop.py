@@ -197,8 +197,9 @@ def _run_epoch(
             t_log, s_log, waited = now, step, 0.0
             check_finite(state)
             writer.write(step, host, prefix="train/")
+    check_finite(state)  # waits for the last step
+    bar.update(1 if previous is not None else 0)
     bar.close()
-    check_finite(state)
     return state, step
 
 
