@@ -22,9 +22,24 @@ Commands:
   CUHK01 reference point: a deep network trained from scratch on GPU (Ahmed et al.,
   CVPR 2015) reaches rank-1 47.5 on the 486-id protocol.
 
-Arguments: synthetic, synthetic_tiny (tests), cuhk01 (CPU-sized), cuhk01_full (published recipe),
+Source pre-training for domain adaptation ('SOURCE->TARGET'; quote it in a shell):
+supervised on SOURCE, evaluated on TARGET (the final evaluation is the direct transfer),
+with a target batch forwarded after every step for BatchNorm only (``data.bn_target``),
+as MMT's source pre-training; on a published dataset, MMT's source recipe
+(``python -m reid_jax.recipes show 'experiments/bot.py:dukemtmc->market1501'``).
+  # CPU source model: every synthetic rendering domain (700 identities), about 13 min
+  python -m reid_jax.main --config 'experiments/bot.py:synthetic_all->cuhk01' \
+      --workdir runs/src_s0
+  # direct transfer again, later: --mode=eval on that workdir; supervised CUHK01 from it:
+  python -m reid_jax.main --config experiments/bot.py:cuhk01 --workdir runs/c01_from_src \
+      --config.model.init_from_run=runs/src_s0
+
+Arguments: synthetic, synthetic_all, synthetic_multidomain, synthetic_tiny and
+synthetic_multidomain_tiny (tests), cuhk01 (CPU-sized), cuhk01_full (published recipe),
 and, with the published recipe, market1501, dukemtmc, msmt17, cuhk03_labeled, cuhk03_detected,
-viper, grid, prid2011, ilids, cuhk01_p100 (build each first; see data_builders/README.md).
+viper, grid, prid2011, ilids, cuhk01_p100 (build each first; see data_builders/README.md),
+and SOURCE->TARGET (SOURCE one of these; TARGET an experiments/common.py DATASETS preset
+or any built 'builder/config' with train/query/gallery splits, e.g. custom_folder/mine).
 """
 
 from __future__ import annotations
@@ -35,7 +50,10 @@ from experiments import common
 
 REAL = ("market1501", "dukemtmc", "msmt17", "cuhk03_labeled", "cuhk03_detected", "viper", "grid",
         "prid2011", "ilids", "cuhk01_p100")
-ARGS = ("synthetic", "synthetic_tiny", "cuhk01", "cuhk01_full", *REAL)
+ARGS = ("synthetic", "synthetic_all", "synthetic_multidomain", "synthetic_tiny",
+        "synthetic_multidomain_tiny", "cuhk01", "cuhk01_full", *REAL)
+TINY = ("synthetic_tiny", "synthetic_multidomain_tiny")
+SYNTHETIC = ("synthetic", "synthetic_all", "synthetic_multidomain")
 
 
 def _cpu_small(c: ml_collections.ConfigDict) -> None:
@@ -51,9 +69,13 @@ def _cpu_small(c: ml_collections.ConfigDict) -> None:
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """BoT config for the dataset or variant named by ``arg``."""
-    arg = common.parse_arg(arg, "synthetic", ARGS)
+    # 'SOURCE->TARGET': supervised source pre-training, evaluated on the target.
+    source, target = common.parse_transfer(arg, "synthetic", ARGS, sources=ARGS,
+                                           targets=tuple(common.DATASETS),
+                                           any_dataset_target=True)
+    arg = source or target
     c = common.base_config("supervised")
-    if arg in ("synthetic", "synthetic_tiny"):
+    if arg in (*SYNTHETIC, *TINY):
         common.set_dataset(c, arg)
         _cpu_small(c)
         c.optim.lr = 1e-3
@@ -61,7 +83,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.optim.schedule = "cosine"
         c.train.num_epochs = 10
         c.train.checkpoint_every_epochs = 5
-    if arg == "synthetic_tiny":
+    if arg in TINY:
         c.model.stage_sizes = (1, 1, 1, 1)
         c.model.width = 8
         c.data.height, c.data.width = 32, 16
@@ -88,7 +110,34 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     elif arg in REAL:
         common.set_dataset(c, arg)
         published(c)
+    if source is not None:
+        source_pretraining(c, arg, target)
     return c
+
+
+def source_pretraining(c: ml_collections.ConfigDict, source: str, target: str) -> None:
+    """Supervised training on ``source`` evaluated on ``target``: the source model of the
+    domain-adaptation configs, and its final evaluation is the direct transfer."""
+    common.evaluate_on(c, target)
+    t = common.target_splits(target)
+    # MMT's PreTrainer forwards a random target batch (as large as the source batch,
+    # source_pretrain.py:105-107) after every source batch, only for BatchNorm.
+    c.data.bn_target = f"{t['dataset']}:{t['train']}"
+    c.data.bn_target_per_batch = c.data.p * c.data.k
+    if source in REAL:  # MMT's source recipe (yxgeee/MMT scripts/pretrain.sh:14-16)
+        c.loss.center_weight = 0.0  # MMT trains CE (eps 0.1) + triplet only (trainers.py:77-86)
+        common.reset(c, "loss.center_lr")
+        c.loss.soft_margin = True  # SoftTripletLoss(margin=0.0) = softplus(d_ap - d_an)
+        common.reset(c, "loss.triplet_margin")
+        c.aug.erasing = 0.0  # source_pretrain.py:39-46: flip, pad 10, crop; no erasing
+        common.reset(c, "aug.erasing_max_area", "aug.erasing_aspect", "aug.erasing_tries",
+                     "aug.erasing_fill")
+        c.train.num_epochs = 80  # --epochs 80 --iters 100
+        c.data.steps_per_epoch = 100
+        c.optim.milestones = (40, 70)  # source_pretrain.py:138,145 (epoch-based)
+    elif source == "synthetic_all":
+        c.train.num_epochs = 12
+        c.train.checkpoint_every_epochs = 4
 
 
 def published(c: ml_collections.ConfigDict) -> None:

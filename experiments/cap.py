@@ -20,7 +20,15 @@ Commands:
   python -m reid_jax.main --config experiments/cap.py:market1501 --workdir runs/cap_market \
       --config.model.init_from=/path/resnet50_flax
 
-Arguments: synthetic, synthetic_tiny (tests), cuhk01, market1501, dukemtmc, msmt17.
+Domain adaptation ('SOURCE->TARGET', quoted): as cluster_contrast.py, from a
+``bot.py:SOURCE->TARGET`` run. The official repository publishes no UDA result or script
+for CAP (README: "pure unsupervised"; train_cap.py takes only --target, and its
+--load_ckpt is forced to '').
+  python -m reid_jax.main --config 'experiments/cap.py:synthetic_all->cuhk01' \
+      --workdir runs/cap_uda_s0 --config.model.init_from_run=runs/src_s0
+
+Arguments: synthetic, synthetic_tiny (tests), cuhk01, market1501, dukemtmc, msmt17, and
+SOURCE->TARGET for domain adaptation (a SOURCE from experiments/common.py DATASETS).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ ARGS = cluster_contrast.ARGS
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """CAP config for the dataset or variant named by ``arg``."""
-    arg = common.parse_arg(arg, "synthetic", ARGS)
+    source, arg = common.parse_transfer(arg, "synthetic", ARGS)
     c = cluster_contrast.unsupervised_base("cap")
     c.model.pooling = "avg"
     c.data.p, c.data.k = 8, 4
@@ -78,4 +86,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.aug.erasing_max_area = 0.2  # reid/utils/data/transforms.py: sh=0.2
         c.model.stem_relu = False  # reid/models/stb_net.py: conv1 -> bn1 -> maxpool
         c.optim.schedule_unit = "epoch"  # lr_scheduler.step(epoch) at each epoch's start
+    if source is not None:
+        cluster_contrast.adaptation(c, source, arg)
     return c

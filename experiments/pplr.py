@@ -21,7 +21,15 @@ Commands:
   python -m reid_jax.main --config experiments/pplr.py:market1501 \
       --workdir runs/pplr_market --config.model.init_from=/path/resnet50_flax
 
-Arguments: synthetic, synthetic_tiny (tests), cuhk01, market1501, dukemtmc, msmt17.
+Domain adaptation ('SOURCE->TARGET', quoted): as cluster_contrast.py, from a
+``bot.py:SOURCE->TARGET`` run. The official repository publishes no UDA setting
+(train_pplr.py builds the network from ImageNet weights only; README: unsupervised
+commands only).
+  python -m reid_jax.main --config 'experiments/pplr.py:synthetic_all->cuhk01' \
+      --workdir runs/pplr_uda_s0 --config.model.init_from_run=runs/src_s0
+
+Arguments: synthetic, synthetic_tiny (tests), cuhk01, market1501, dukemtmc, msmt17, and
+SOURCE->TARGET for domain adaptation (a SOURCE from experiments/common.py DATASETS).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ ARGS = cluster_contrast.ARGS
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """PPLR config for the dataset or variant named by ``arg``."""
-    arg = common.parse_arg(arg, "synthetic", ARGS)
+    source, arg = common.parse_transfer(arg, "synthetic", ARGS)
     c = cluster_contrast.unsupervised_base("pplr")
     c.model.name = "part_net"
     c.model.num_parts = 3
@@ -80,4 +88,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.data.sampler = "cluster_uniform"  # RandomMultipleGallerySampler
         c.data.resize = "bicubic"
         c.train.bn_group_size = 16  # 4 GPUs x 16 of the batch of 64 (README)
+    if source is not None:
+        cluster_contrast.adaptation(c, source, arg)
     return c

@@ -81,6 +81,9 @@ DATA: Section = {
     "train": Key("train", "'split' or 'dataset:split', comma-separated for a multi-source mix."),
     "query": Key("query", "Query split ('split' or 'dataset:split')."),
     "gallery": Key("gallery", "Gallery split ('split' or 'dataset:split')."),
+    "source": Key("", "Domain adaptation ('SOURCE->TARGET' configs): the source run's "
+                  "training pictures ('dataset:split', comma-separated); model.init_from_run "
+                  "must name a run trained on exactly these."),
     "data_dir": Key("", "TFDS data dir; '' = $TFDS_DATA_DIR or ~/tensorflow_datasets."),
     "height": Key(256, "Input height in pixels.", low=16, high=4096),
     "width": Key(128, "Input width in pixels.", low=8, high=4096),

@@ -41,7 +41,7 @@ def summary(result: dict[str, Any]) -> str:
     the paths of what the run wrote."""
     rows = []
     if result.get("before"):
-        rows.append({"model": "untrained", **result["before"]})
+        rows.append({"model": result.get("before_label", "untrained"), **result["before"]})
     after = result["after"]
     rows.append({"model": "trained", **after})
     if result.get("best"):
@@ -52,7 +52,9 @@ def summary(result: dict[str, Any]) -> str:
     lines = [reporting.format_table(rows, _COLUMNS)]
     if result.get("before"):
         gain = after["mAP"] - result["before"]["mAP"]
-        lines.append(f"mAP gain over the untrained model: {gain:+.4f}")
+        what = result.get("before_label", "untrained")
+        lines.append(f"mAP gain over the {what} model: {gain:+.4f}" if what == "untrained"
+                     else f"mAP gain over the {what}: {gain:+.4f}")
     for name, res in list(result.get("evaluations", {}).items())[1:]:
         lines += [f"evaluator {name}:", evaluator_table(res)]
     if "rows" in after:

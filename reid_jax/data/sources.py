@@ -243,6 +243,16 @@ def parse_specs(spec: str | Sequence[str], default_dataset: str) -> list[tuple[s
     return out
 
 
+def spec_string(spec: str | Sequence[str], default_dataset: str) -> str:
+    """'dataset:split,...' with every dataset spelled out (two specs naming the same
+    pictures compare equal).
+
+    >>> spec_string('train', 'cuhk01/p486_s0')
+    'cuhk01/p486_s0:train'
+    """
+    return ",".join(f"{d}:{s}" for d, s in parse_specs(spec, default_dataset))
+
+
 def open_train(data_cfg: object, extra: str = "") -> ReidData:
     """The training pictures of ``config.data`` (``data.train``), then ``extra`` unlabeled.
 

@@ -167,11 +167,13 @@ CAP_CARD = Card(
 )
 
 MMT_CARD = Card(
-    "experiments/mmt.py:market1501",
+    "experiments/mmt.py:dukemtmc->market1501",
     "MMT (Ge, Chen & Li, ICLR 2020), DukeMTMC -> Market-1501, k-means 500", MMT,
-    "DukeMTMC -> Market-1501 mAP 71.2 / rank-1 87.7; Market-1501 -> DukeMTMC 65.1 / 78.0 "
-    "(README figs/results.png)",
+    "DukeMTMC -> Market-1501 mAP 71.2 / rank-1 87.7 (source model alone 31.8 / 61.9); "
+    "Market-1501 -> DukeMTMC 65.1 / 78.0 with 700 clusters (README figs/results.png)",
     (
+        Fact("data.source", "dukemtmc_reid/standard:train", f"{MMT} scripts/"
+             "train_mmt_kmeans.sh:14-18 (-ds dukemtmc -dt market1501, --init-1/--init-2)"),
         Fact("optim.name", "adam", f"{MMTS}:177-187"),
         Fact("optim.lr", 3.5e-4, f"{MMT} scripts/train_mmt_kmeans.sh:15 --lr"),
         Fact("optim.weight_decay", 5e-4, f"{MMTS}:245"),
@@ -196,8 +198,9 @@ MMT_CARD = Card(
         Fact("train.bn_group_size", 16, f"{MMT} README.md:67-71 (4 GPUs x 16)"),
         Behaviour("students' initialisation", "two source models pre-trained with seeds 1 "
                   "and 2, every matching weight (BNNeck included, the classifier dropped)",
-                  "--config.model.init_from_run=runA,runB (train/init.py; classifiers not "
-                  "copied)", f"{MMTS}:100-108; {MMT} scripts/pretrain.sh"),
+                  "--config.model.init_from_run=runA,runB: two runs of "
+                  "bot.py:dukemtmc->market1501, seeds 1 and 2 (train/init.py; classifiers "
+                  "not copied)", f"{MMTS}:100-108; {MMT} scripts/pretrain.sh:5,14"),
         Behaviour("k-means features", "the mean of the two teachers' L2-normalised features, "
                   "not normalised again", "mmt.round_fn + pseudo_labels.kmeans",
                   f"{MMTS}:152-159"),
@@ -208,4 +211,41 @@ MMT_CARD = Card(
     ),
 )
 
-CARDS = (CLUSTER_CONTRAST, PPLR, CAP_CARD, MMT_CARD)
+MP = f"{MMT} examples/source_pretrain.py"
+MMT_SOURCE = Card(
+    "experiments/bot.py:dukemtmc->market1501",
+    "MMT's source pre-training (supervised on DukeMTMC, evaluated on Market-1501)", MMT,
+    "the source model alone on Market-1501: mAP 31.8 / rank-1 61.9 (README figs/results.png, "
+    "'Pre-trained R50')",
+    (
+        Fact("optim.name", "adam", f"{MP}:136-137"),
+        Fact("optim.lr", 3.5e-4, f"{MMT} scripts/pretrain.sh:15 --lr"),
+        Fact("optim.weight_decay", 5e-4, f"{MP}:193, 196"),
+        Fact("optim.warmup_epochs", 10.0, f"{MMT} mmt/utils/lr_scheduler.py:44-56 (per epoch)"),
+        Fact("optim.warmup_factor", 0.01, f"{MMT} mmt/utils/lr_scheduler.py:44-56"),
+        Fact("optim.milestones", (40, 70), f"{MP}:138, 145"),
+        Fact("train.num_epochs", 80, f"{MMT} scripts/pretrain.sh:15 --epochs"),
+        Fact("data.steps_per_epoch", 100, f"{MMT} scripts/pretrain.sh:15 --iters"),
+        Fact("data.p", 16, f"{MMT} scripts/pretrain.sh:15 -b 64 --num-instances 4"),
+        Fact("data.k", 4, f"{MMT} scripts/pretrain.sh:15 --num-instances 4"),
+        Fact("data.height", 256, f"{MP}:180-181"),
+        Fact("data.width", 128, f"{MP}:180-181"),
+        Fact("aug.erasing", 0.0, f"{MP}:39-46 (flip, pad 10, crop; no erasing)"),
+        Fact("aug.pad", 10, f"{MP}:39-46"),
+        Fact("loss.label_smoothing", 0.1, f"{MMT} mmt/loss/crossentropy.py:19, 33"),
+        Fact("loss.soft_margin", True, f"{MMT} mmt/trainers.py:17-18 SoftTripletLoss(margin="
+             "0.0), mmt/loss/triplet.py:85-89: log(1 + exp(d_ap - d_an))"),
+        Fact("loss.center_weight", 0.0, f"{MMT} mmt/trainers.py:77-86 (CE + triplet only)"),
+        Fact("model.stem_relu", False, f"{MMT} mmt/models/resnet.py:36 (\"no relu\")"),
+        Fact("data.bn_target", "market1501/standard:train", f"{MMT} mmt/trainers.py:37-40 "
+             "(\"target samples: only forward\")"),
+        Fact("data.bn_target_per_batch", 64, f"{MP}:105-107 (the target loader's batch)"),
+        Behaviour("kept checkpoint", "the best source-domain mAP of the evaluations at "
+                  "epochs 40 and 80", "the last epoch's weights", f"{MP}:152-162",
+                  "the evaluators of a source->target run read the target, so no source-mAP "
+                  "selection is made; the last epoch's weights are used"),
+        WEIGHTS,
+    ),
+)
+
+CARDS = (CLUSTER_CONTRAST, PPLR, CAP_CARD, MMT_CARD, MMT_SOURCE)

@@ -19,6 +19,7 @@ Resuming an interrupted run is a different thing: run again in its workdir.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +32,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from reid_jax import checkpoint, errors
+from reid_jax.data import sources
 from reid_jax.models import load_torch
 
 CLASSIFIER_LEAVES = ("classifier", "fc_kernel", "fc_bias")  # zoo heads' identity classifiers
@@ -52,12 +54,36 @@ def check_paths(config: ml_collections.ConfigDict) -> None:
             "file first: python -m reid_jax.tools.import_torch --in MODEL.pth --out DIR, "
             "then --config.model.init_from=DIR."
         )
+    source = config.data.source
+    if source and not init_runs(config):
+        raise errors.ReidError(
+            f"config.data.source = {source!r}: a domain-adaptation run starts from a model "
+            f"trained on {source}; pass --config.model.init_from_run=<that run's workdir>."
+        )
     for run in init_runs(config):
         if not os.path.isdir(os.path.join(run, "checkpoints")):
             raise errors.ReidError(
                 f"config.model.init_from_run names {run!r}, which holds no checkpoints/ "
                 "folder; give the --workdir of a finished run."
             )
+        trained_on = run_training_data(run)
+        if source and trained_on != sources.spec_string(source, ""):
+            raise errors.ReidError(
+                f"config.model.init_from_run names {run!r}, trained on {trained_on!r}, but "
+                f"config.data.source = {source!r}; give a run trained on the source (or set "
+                "--config.data.source to the run's training pictures)."
+            )
+
+
+def run_training_data(workdir: str) -> str | None:
+    """The training pictures ('dataset:split,...') of the run in ``workdir``, from its
+    config.json; None if it has none."""
+    try:
+        with open(os.path.join(workdir, "config.json")) as f:
+            data = json.load(f)["data"]
+        return sources.spec_string(data["train"], data["dataset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def model_variables(

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from reid_jax import checkpoint, config_schema, errors, reporting, sharding
+from reid_jax import checkpoint, config_schema, errors, plots, reporting, sharding
 from reid_jax.data import pipeline, sources
 from reid_jax.evaluation import evaluators
 from reid_jax.train import init
@@ -273,8 +273,14 @@ def train(
         writer.write(step, {k: v for k, v in best.items() if np.isscalar(v)}, prefix="best/")
     writer.close()
     paths["ranked_list"] = picture
+    logged_rounds = plots.read_rounds(workdir)  # every round, resumed runs included
+    if logged_rounds:
+        paths["cluster_rounds"] = plots.cluster_rounds(
+            {os.path.basename(os.path.normpath(workdir)): logged_rounds},
+            os.path.join(workdir, "cluster_rounds.png"), title=f"{config.trainer}: clusters")
     return {
         "before": before,
+        "before_label": before_label(config),
         "after": evaluators.primary(results),
         "best": best,
         "evaluations": results,
@@ -284,6 +290,16 @@ def train(
         "epochs_done": stop_at,
         "rounds": rounds,
     }
+
+
+def before_label(config: ml_collections.ConfigDict) -> str:
+    """What the evaluation before training measures: the untrained network, the weights it
+    starts from, or (``data.source``) the source model's direct transfer."""
+    if config.data.source:
+        return "direct transfer (source model)"
+    if config.model.init_from or config.model.init_from_run:
+        return "initial weights"
+    return "untrained"
 
 
 def _better(

@@ -172,7 +172,8 @@ def cluster(
         feats = pseudo_labels.camera_standardize(feats, s.data.camera_ids)
     clus = pseudo_labels.pseudo_labels(feats, config.cluster, seed=config.seed + epoch)
     check_rows(clus.num_clusters, "clusters", s.capacity, config, epoch)
-    stats = {"num_clusters": clus.num_clusters, "num_outliers": clus.num_outliers}
+    stats = {"round": epoch + 1, "num_clusters": clus.num_clusters,
+             "num_outliers": clus.num_outliers}
     stats.update({f"{k}_seconds": v for k, v in clus.seconds.items()})
     stats.update(pseudo_labels.cluster_quality(clus.labels, s.true_ids, s.data.camera_ids))
     return clus, stats

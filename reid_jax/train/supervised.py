@@ -7,8 +7,9 @@ supervised methods (AGW, PCB / RPP, IANet, margin softmaxes, identification +
 verification with LSRO, APR) are the same trainer with other model and loss keys.
 
 What is particular to it: the optional center-loss centres in the parameters, LSRO's
-unlabeled pictures appended to every batch (``data.unlabeled``), and the P x K
-identity sampler. The loop, initialisation and evaluation are shared (``loop.py``).
+unlabeled pictures appended to every batch (``data.unlabeled``), the target-domain
+pictures forwarded only to adapt BatchNorm (``data.bn_target``: MMT's source
+pre-training), and the P x K identity sampler. The loop, initialisation and evaluation are shared (``loop.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ CONFIG = {
         "unlabeled": Key("", "Extra unlabeled 'dataset:split' pictures (LSRO), comma-separated."),
         "unlabeled_per_batch": Key(0, "Unlabeled pictures appended to every P x K batch.",
                                    low=0),
+        # MMT's source pre-training (yxgeee/MMT mmt/trainers.py:37-40, PreTrainer): every
+        # iteration also forwards a random target batch in training mode, no loss, so
+        # that BatchNorm's running statistics follow the target domain as well.
+        "bn_target": Key("", "Target-domain 'dataset:split' pictures (labels unused) forwarded "
+                         "after every batch only to update BatchNorm's running statistics."),
+        "bn_target_per_batch": Key(0, "Target pictures forwarded per step (MMT: 64, the "
+                                   "source batch).", low=0),
     },
 }
 
@@ -41,6 +49,15 @@ CONFIG = {
 def validate(config: ml_collections.ConfigDict) -> None:
     """Cross-key rules: LSRO's unlabeled pictures, RPP's start, the BatchNorm groups."""
     d, loss = config.data, config.loss
+    if bool(d.bn_target) != (d.bn_target_per_batch > 0):
+        raise errors.ReidError(
+            "config.data.bn_target and data.bn_target_per_batch go together: name the target "
+            "pictures ('dataset:split') and how many are forwarded per step, or neither."
+        )
+    if d.bn_target and d.unlabeled:
+        raise errors.ReidError(
+            "config.data.bn_target and data.unlabeled (LSRO) cannot be combined; keep one."
+        )
     if bool(d.unlabeled) != (d.unlabeled_per_batch > 0):
         raise errors.ReidError(
             "config.data.unlabeled and data.unlabeled_per_batch go together: name the extra "
@@ -70,6 +87,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
             "verification losses; use data.sampler='pk' or set their weights to 0."
         )
     forward.check_bn_groups(config, d.p * d.k + d.unlabeled_per_batch)
+    if d.bn_target_per_batch:
+        forward.check_bn_groups(config, d.bn_target_per_batch)
 
 
 def _check_data(train: sources.ReidData, config: ml_collections.ConfigDict, devices: int) -> None:
@@ -84,15 +103,24 @@ def _check_data(train: sources.ReidData, config: ml_collections.ConfigDict, devi
             "loss.attribute_weight=0."
         )
     d = config.data
-    samplers.check_pk(train.labels, d.p, d.k, devices, d.unlabeled_per_batch)
+    samplers.check_pk(train.labels, d.p, d.k, devices,
+                      d.unlabeled_per_batch + d.bn_target_per_batch)
 
 
 def loss_fn(fwd: forward.Forward, config: ml_collections.ConfigDict) -> step.LossFn:
     """The configured objective (``config.loss``) of one augmented batch."""
 
+    n_target = config.data.bn_target_per_batch
+
     def loss(state: state_lib.State, params: dict, images: jax.Array, batch: dict,
              key: jax.Array) -> tuple:
+        if n_target:  # the last n_target pictures are target pictures: BatchNorm only
+            target, images = images[-n_target:], images[:-n_target]
+            batch = {k: v[:-n_target] for k, v in batch.items()}
         out, stats = fwd(params["model"], state.train.batch_stats, images, key)
+        if n_target:  # after the source forward, as MMT's PreTrainer
+            _, stats = fwd(jax.lax.stop_gradient(params["model"]), stats, target,
+                           jax.random.fold_in(key, 1))
         centers = params["center_loss"]["centers"] if "center_loss" in params else None
         terms = objective.loss_terms(out, batch["label"], centers, config.loss,
                                      batch.get("attributes"))
@@ -108,7 +136,7 @@ def build(ctx: loop.Context) -> loop.Trainer:
     """The supervised trainer for ``ctx.config``."""
     config, mesh = ctx.config, ctx.mesh
     d = config.data
-    train = sources.open_train(d, "" if ctx.for_eval else d.unlabeled)
+    train = sources.open_train(d, "" if ctx.for_eval else (d.unlabeled or d.bn_target))
     _check_data(train, config, mesh.size)
     steps = d.steps_per_epoch or samplers.steps_per_epoch(train.labels, d.p, d.k)
     model = zoo.build_model(config.model, train.num_classes)
@@ -134,9 +162,10 @@ def build(ctx: loop.Context) -> loop.Trainer:
         batches = samplers.epoch_batches(
             d.sampler, train.labels, train.camera_ids, d.p, d.k, config.seed, epoch, steps
         )
-        if d.unlabeled_per_batch:  # LSRO: unlabeled pictures after the P x K identities
+        extra = d.unlabeled_per_batch + d.bn_target_per_batch
+        if extra:  # LSRO's or the target's pictures after the P x K identities
             batches = np.concatenate([batches, samplers.unlabeled_batches(
-                unlabeled_pool, len(batches), d.unlabeled_per_batch, config.seed, epoch)], axis=1)
+                unlabeled_pool, len(batches), extra, config.seed, epoch)], axis=1)
         return loop.Epoch(st, train, batches)
 
     return loop.Trainer(
