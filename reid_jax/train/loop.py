@@ -9,7 +9,8 @@ pseudo-label round first). Everything else is written once, here:
 
 - validation of the whole config before any work (``config_schema.validate``);
 - resume from the newest checkpoint of the workdir (refused under another config);
-- the untrained model's evaluation, once per workdir (``eval.before_training``);
+- the untrained model's evaluation, once per workdir (``eval.before_training``); for a
+  domain-adaptation run (``data.source``) that is the source model's direct transfer;
 - per epoch: the batches through the Grain loader, the step (each waits for the one
   before it, so one step stays queued and the progress bar counts finished steps),
   training metrics with images/s and the share of time spent waiting for input every
@@ -17,7 +18,8 @@ pseudo-label round first). Everything else is written once, here:
   checkpoints every ``train.checkpoint_every_epochs`` and at the end, evaluation every
   ``eval.every_epochs``;
 - the configured evaluators at the end (``reid_jax/evaluation/evaluators.py``), with the
-  ranked-list picture; ``--mode=eval`` is :func:`evaluate`: restore, then the same
+  ranked-list picture, and for the clustering methods ``cluster_rounds.png``, the
+  logged diagnostics of every round (``reid_jax/plots.py``); ``--mode=eval`` is :func:`evaluate`: restore, then the same
   evaluators.
 """
 
