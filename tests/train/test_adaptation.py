@@ -190,3 +190,14 @@ def test_adaptation_to_a_custom_folder_dataset(tfds_dir, source_runs, tmp_path):
     src = bot.get_config(f"{SOURCE}->custom_folder/campus_t")  # the source side, evaluated there
     assert src.data.query == "custom_folder/campus_t:query"
     assert src.data.bn_target == "custom_folder/campus_t:train"
+
+
+def test_oracle_labels_are_the_hidden_identities():
+    from reid_jax.clustering import pseudo_labels
+
+    ids = np.array([7, 7, 3, 9, 3, 7])
+    clus = pseudo_labels.oracle(ids)
+    assert clus.num_clusters == 3 and clus.num_outliers == 0
+    np.testing.assert_array_equal(clus.labels, [0, 0, 1, 2, 1, 0])
+    q = pseudo_labels.cluster_quality(clus.labels, ids, np.array([0, 1, 0, 1, 1, 0]))
+    assert q["purity"] == 1.0 and q["nmi"] == pytest.approx(1.0)
