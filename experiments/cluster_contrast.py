@@ -119,7 +119,8 @@ def adaptation(c: ml_collections.ConfigDict, source: str, target: str) -> None:
     published-size target keeps its recipe unchanged (the references adapt with their
     unsupervised recipe, only the starting weights change: MMT's scripts). A CPU-sized
     target trains at the references' lr (3.5e-4: the network starts trained, not from
-    scratch) for 10 rounds, evaluated every 5.
+    scratch) for 10 rounds, evaluated every 5, the decay at round 8 and a warmup (CAP's)
+    shortened to 2 rounds.
     """
     common.adapt_from(c, source)
     if target not in CPU_TARGETS or target == "synthetic_tiny":  # tiny: the tests' values
@@ -130,6 +131,8 @@ def adaptation(c: ml_collections.ConfigDict, source: str, target: str) -> None:
     c.eval.every_epochs = 5
     if c.optim.schedule == "multistep":
         c.optim.milestones = (8,)
+    if c.optim.warmup_epochs:  # CAP: 10 warmup epochs of 50 -> 2 of these 10
+        c.optim.warmup_epochs = 2
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
