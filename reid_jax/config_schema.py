@@ -120,11 +120,15 @@ AUG: Section = {
                         "references do, or the mean pixel.",
                         choices=("imagenet_mean_values", "mean_values", "pixel_mean"),
                         when=lambda c: c.aug.erasing > 0, when_doc="aug.erasing > 0"),
+    "translate": Key(0.0, "Random translation by up to this fraction of the height and "
+                     "of the width (zero fill; IDLA 0.05), after the pad + crop.", low=0.0,
+                     high=0.5),
     "color_jitter": Key(0.0, "Brightness/contrast/saturation jitter strength; 0 = off.",
                         low=0.0, high=1.0),
 }
 
 _GLOBAL = "model.name='reid_net' with model.head='global'"
+PAIR_MODELS = ("idla", "gated_scnn")  # reid_jax/models/pairwise.py
 
 
 def _global_head(c: Config) -> bool:
@@ -136,8 +140,13 @@ def _has_init_run(c: Config) -> bool:
 
 
 MODEL: Section = {
-    "name": Key("reid_net", "Network (reid_jax/models/zoo.py MODELS).",
-                choices=("reid_net", "part_net")),
+    "name": Key("reid_net", "Network (reid_jax/models/zoo.py MODELS); 'idla' and "
+                "'gated_scnn' are pair networks (trainer 'pairwise').",
+                choices=("reid_net", "part_net", "idla", "gated_scnn")),
+    "gate_layers": Key((3, 4, 5), "Gated siamese CNN: layers followed by a matching gate; "
+                       "() = the siamese baseline (S-CNN).", low=1, high=5,
+                       when=is_("model.name", "gated_scnn"),
+                       when_doc="model.name='gated_scnn'"),
     "backbone": Key("resnet50", "ResNet depth.",
                     choices=("resnet18", "resnet34", "resnet50", "resnet101")),
     "stage_sizes": Key((), "Blocks per stage, overriding the backbone's; () = its own.", low=1),
@@ -202,8 +211,13 @@ OPTIM: Section = {
                     when_doc="optim.name='sgd'"),
     "weight_decay": Key(5e-4, "L2 weight decay added to the gradient.", low=0.0, high=1.0),
     "decay_norm_and_bias": Key(True, "Also decay normalisation scales and biases."),
-    "schedule": Key("multistep", "Learning-rate decay after the warmup.",
-                    choices=("multistep", "cosine", "constant")),
+    "schedule": Key("multistep", "Learning-rate decay after the warmup ('inv': Caffe's "
+                    "lr (1 + inv_gamma t)^-inv_power).",
+                    choices=("multistep", "cosine", "constant", "inv")),
+    "inv_gamma": Key(1e-4, "gamma of the 'inv' schedule.", low=0.0,
+                     when=is_("optim.schedule", "inv"), when_doc="optim.schedule='inv'"),
+    "inv_power": Key(0.75, "power of the 'inv' schedule.", low=0.0,
+                     when=is_("optim.schedule", "inv"), when_doc="optim.schedule='inv'"),
     "milestones": Key((40, 70), "Epochs of the multistep decays.", low=0,
                       when=is_("optim.schedule", "multistep"),
                       when_doc="optim.schedule='multistep'"),
@@ -246,7 +260,7 @@ TRAIN: Section = {
 EVAL: Section = {
     "evaluators": Key(("retrieval",), "What --mode=eval and the end of training run "
                       "(reid_jax/evaluation/evaluators.py).",
-                      choices=("retrieval", "splits", "cuhk03_classic", "video")),
+                      choices=("retrieval", "splits", "cuhk03_classic", "single_shot", "video")),
     "batch_size": Key(128, "Pictures per embedding batch.", low=1),
     "metric": Key("cosine", "Distance between features.", choices=("cosine", "euclidean")),
     "feature": Key("neck_features", "Model output used as the retrieval feature."),
@@ -275,6 +289,13 @@ EVAL: Section = {
     "cuhk03_repeats": Key(10, "Random single-shot galleries per query (CUHK03 classic).",
                           low=1, when=lambda c: "cuhk03_classic" in c.eval.evaluators,
                           when_doc="'cuhk03_classic' in eval.evaluators"),
+    "single_shot_draws": Key(10, "Random single-shot subsets averaged (one picture per "
+                             "identity in query and gallery).", low=1,
+                             when=lambda c: "single_shot" in c.eval.evaluators,
+                             when_doc="'single_shot' in eval.evaluators"),
+    "pair_block": Key(256, "Pair networks: (query, gallery) pairs scored per jitted call.",
+                      low=1, when=lambda c: c.model.name in PAIR_MODELS,
+                      when_doc="a pair network (model.name 'idla' or 'gated_scnn')"),
     "video_pooling": Key("avg", "Frame features -> tracklet feature.", choices=("avg", "max"),
                          when=lambda c: "video" in c.eval.evaluators,
                          when_doc="'video' in eval.evaluators"),
@@ -409,6 +430,12 @@ def validate(config: Config, overrides: Collection[str] | None = None) -> None:
             if key not in node:
                 raise errors.ReidError(f"config.{path} is missing; start from experiments/common.py.")
             check_value(path, node[key], spec)
+    if (config.model.name in PAIR_MODELS) != (config.trainer == "pairwise"):
+        raise errors.ReidError(
+            f"config.model.name = {config.model.name!r} with trainer {config.trainer!r}: the "
+            f"pair networks ({', '.join(PAIR_MODELS)}) train with trainer 'pairwise' and it "
+            "trains only them; start from experiments/idla.py or experiments/gated_scnn.py."
+        )
     trainers.TRAINERS[config.trainer].validate(config)
     for name, keys in declared.items():
         node = config[name] if name else config

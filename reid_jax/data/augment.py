@@ -47,6 +47,20 @@ def pad_crop(rng: jax.Array, img: jax.Array, pad: int) -> jax.Array:
     return jax.lax.dynamic_slice(padded, (dy, dx, 0), (h, w, img.shape[2]))
 
 
+def translate(rng: jax.Array, img: jax.Array, fraction: float) -> jax.Array:
+    """Shifts by a uniform integer offset of up to ``fraction`` x H rows and x W columns
+    (IDLA, Ahmed et al. Sec. 6.1: [-0.05H, 0.05H] x [-0.05W, 0.05W]); zeros fill in."""
+    h, w = img.shape[0], img.shape[1]
+    py, px = int(round(fraction * h)), int(round(fraction * w))
+    if py == 0 and px == 0:
+        return img
+    padded = jnp.pad(img, ((py, py), (px, px), (0, 0)))
+    ky, kx = jax.random.split(rng)
+    dy = jax.random.randint(ky, (), 0, 2 * py + 1)
+    dx = jax.random.randint(kx, (), 0, 2 * px + 1)
+    return jax.lax.dynamic_slice(padded, (dy, dx, 0), (h, w, img.shape[2]))
+
+
 def random_erasing(
     rng: jax.Array,
     img: jax.Array,
@@ -109,7 +123,8 @@ def augment_batch(rng: jax.Array, images: jax.Array, cfg: Mapping[str, Any]) -> 
     Args:
       rng: one key for the whole batch.
       images: uint8 [N,H,W,3].
-      cfg: config.aug as a dict: flip (prob), pad (pixels), erasing (prob) with
+      cfg: config.aug as a dict: flip (prob), pad (pixels), translate (fraction),
+        erasing (prob) with
         erasing_max_area / erasing_aspect / erasing_tries / erasing_fill, color_jitter
         (strength, 0 = off).
     """
@@ -125,6 +140,8 @@ def augment_batch(rng: jax.Array, images: jax.Array, cfg: Mapping[str, Any]) -> 
             x = random_flip(k_flip, x, float(cfg["flip"]))
         # Pad with black before normalising, as torchvision's Pad(10) on the PIL image.
         x = pad_crop(k_crop, x, int(cfg["pad"]))
+        if cfg.get("translate", 0.0) > 0:
+            x = translate(jax.random.fold_in(k_crop, 1), x, float(cfg["translate"]))
         x = (x - IMAGENET_MEAN) / IMAGENET_STD
         if cfg["erasing"] > 0:
             fill = {"mean_values": ERASE_MEAN_VALUES, "imagenet_mean_values": IMAGENET_MEAN,

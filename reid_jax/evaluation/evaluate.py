@@ -47,11 +47,6 @@ def iter_query_stats(
     Yields:
       Statistics of queries ``start:start + chunk`` in order.
     """
-    q_pids = np.asarray(q_pids).astype(np.int64).reshape(-1)
-    g_pids = np.asarray(g_pids).astype(np.int64).reshape(-1)
-    q_camids = np.asarray(q_camids).astype(np.int64).reshape(-1)
-    g_camids = np.asarray(g_camids).astype(np.int64).reshape(-1)
-    ng = np.shape(gallery_features)[0]
     if rerank:
         qf, gf = query_features, gallery_features
         if metric == 'cosine':
@@ -61,12 +56,45 @@ def iter_query_stats(
         blocks = rerank_lib.iter_k_reciprocal_rerank(qf, gf, k1, k2, lambda_value, chunk_size)
     else:
         blocks = distance.iter_distance_chunks(query_features, gallery_features, metric, chunk_size)
-    step = protocols.block_rows(ng)
+    yield from stats_of_blocks(blocks, q_pids, g_pids, q_camids, g_camids)
+
+
+def stats_of_blocks(
+    blocks: Iterator[tuple[int, ArrayLike]],
+    q_pids: ArrayLike,
+    g_pids: ArrayLike,
+    q_camids: ArrayLike,
+    g_camids: ArrayLike,
+) -> Iterator[protocols.QueryStats]:
+    """Reduces ``(start, [b, g] distances)`` blocks of consecutive queries to their
+    ``protocols.QueryStats``, one block held ahead (any source of distances: features,
+    re-ranking, a pair network's scores)."""
+    q_pids = np.asarray(q_pids).astype(np.int64).reshape(-1)
+    g_pids = np.asarray(g_pids).astype(np.int64).reshape(-1)
+    q_camids = np.asarray(q_camids).astype(np.int64).reshape(-1)
+    g_camids = np.asarray(g_camids).astype(np.int64).reshape(-1)
+    step = protocols.block_rows(g_pids.shape[0])
     for start, block in _one_ahead(blocks):
         host = np.asarray(block)
         for s in range(0, host.shape[0], step):
             rows = slice(start + s, start + min(s + step, host.shape[0]))
             yield protocols.query_stats(host[s:s + step], q_pids[rows], g_pids, q_camids[rows], g_camids)
+
+
+def evaluate_blocks(
+    blocks: Iterator[tuple[int, ArrayLike]],
+    q_pids: ArrayLike,
+    g_pids: ArrayLike,
+    q_camids: ArrayLike,
+    g_camids: ArrayLike,
+    max_rank: int = 50,
+) -> dict:
+    """CMC / mAP / mINP (``protocols.summarize``) of streamed query-block distances."""
+    protocols.check_max_rank(max_rank, np.shape(g_pids)[0])
+    parts = list(stats_of_blocks(blocks, q_pids, g_pids, q_camids, g_camids))
+    if not parts:
+        raise ValueError('No queries given.')
+    return protocols.summarize(protocols.concat_stats(parts), max_rank)
 
 
 def _one_ahead(items: Iterator) -> Iterator:

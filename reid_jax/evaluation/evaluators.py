@@ -5,6 +5,7 @@ untrained baseline and the periodic evaluation run the same ones (big_vision sty
 evaluators from the config). An explicit dict maps names to evaluators:
 
 - ``retrieval``: ``data.query`` against ``data.gallery`` under the Market-1501 protocol
+  (distances from features, or a pair network's scores: ``retrieval.Scorer``)
   (CMC, mAP, mINP; junk and same-camera matches removed), with the k-reciprocal
   re-ranked figures when ``eval.rerank`` and alpha-QE when ``eval.aqe_k``; it draws the
   ranked-list picture.
@@ -13,6 +14,10 @@ evaluators from the config). An explicit dict maps names to evaluators:
   the survey's protocol for GRID, VIPeR, PRID, iLIDS, CUHK01).
 - ``cuhk03_classic``: the single-gallery-shot CMC of CUHK03's classic protocol
   (``eval.cuhk03_repeats`` random galleries with one picture per identity).
+- ``single_shot``: one random picture per identity in the query and in the gallery
+  (``eval.single_shot_draws`` draws), the Market protocol on that subset (the
+  "single-shot" CMC of the small benchmarks, e.g. CUHK01 in Ahmed et al. 2015); with a
+  pair network it scores only identities x identities pairs.
 - ``video``: frames embedded, pooled per tracklet (``eval.video_pooling``), then the
   Market-style protocol on tracklets (MARS and the other video builders).
 
@@ -32,7 +37,8 @@ import numpy as np
 
 from reid_jax import errors
 from reid_jax.data import sources
-from reid_jax.evaluation import cuhk03, distance, retrieval, splits, video
+from reid_jax.evaluation import cuhk03, pairs, retrieval, splits, video
+from reid_jax.evaluation import evaluate as evaluate_lib
 
 SCALARS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
 
@@ -113,13 +119,14 @@ def evaluate_splits(
     return out
 
 
-def _embed_test_sets(ev: Evaluators, model: nn.Module, variables: Any, what: str) -> tuple:
-    """(query, gallery, their features) of ``data.query`` / ``data.gallery``."""
+def _test_sets(ev: Evaluators, model: nn.Module, variables: Any, what: str) -> tuple:
+    """(query, gallery, scorer, their representations) of ``data.query`` / ``data.gallery``."""
     c = ev.config
     query, gallery = ev.split(c.data.query), ev.split(c.data.gallery)
-    qf = retrieval.embed_split(model, variables, query, c, ev.mesh, f"embed query{what}")
-    gf = retrieval.embed_split(model, variables, gallery, c, ev.mesh, f"embed gallery{what}")
-    return query, gallery, qf, gf
+    scorer = retrieval.Scorer(model, variables, c, ev.mesh)
+    qf = scorer.represent(query, f"embed query{what}")
+    gf = scorer.represent(gallery, f"embed gallery{what}")
+    return query, gallery, scorer, qf, gf
 
 
 def evaluate_cuhk03_classic(
@@ -127,13 +134,42 @@ def evaluate_cuhk03_classic(
 ) -> dict[str, float]:
     """CUHK03 classic single-gallery-shot CMC, full-gallery mAP / mINP."""
     c = ev.config
-    query, gallery, qf, gf = _embed_test_sets(ev, model, variables, "")
-    dist = distance.pairwise_distances(qf, gf, metric=c.eval.metric)
+    query, gallery, scorer, qf, gf = _test_sets(ev, model, variables, "")
+    dist = scorer.matrix(qf, gf)
     res = cuhk03.evaluate_cuhk03_classic(
         dist, query.person_ids, gallery.person_ids, query.camera_ids, gallery.camera_ids,
         max_rank=min(50, len(gallery)), num_repeats=c.eval.cuhk03_repeats, seed=c.seed,
     )
     return retrieval.scalars(res)
+
+
+def evaluate_single_shot(
+    ev: Evaluators, model: nn.Module, variables: Any, picture: str | None
+) -> dict[str, float]:
+    """Single-shot: one random query and one random gallery picture per identity, the
+    Market protocol on that subset; mean and std over ``eval.single_shot_draws`` draws
+    (seeded by the config's seed and the draw)."""
+    c = ev.config
+    query, gallery, scorer, qf, gf = _test_sets(ev, model, variables, "")
+    rows = []
+    for r in range(c.eval.single_shot_draws):
+        rng = np.random.default_rng([c.seed, r])
+        qi = splits.one_per_identity(query.person_ids, rng)
+        gi = splits.one_per_identity(gallery.person_ids, rng)
+        ids = (query.person_ids[qi], gallery.person_ids[gi], query.camera_ids[qi],
+               gallery.camera_ids[gi])
+        try:
+            res = evaluate_lib.evaluate_blocks(scorer.blocks(qf[qi], gf[gi]), *ids,
+                                               max_rank=min(50, len(gi)))
+        except ValueError as e:
+            raise errors.ReidError(
+                f"cannot evaluate {query.name} against {gallery.name}: {e}") from e
+        rows.append(res)
+        if picture and r == 0 and c.eval.num_ranked_queries > 0:
+            retrieval.save_examples(picture, scorer, qf[qi], gf[gi], query, gallery, c,
+                                    q_rows=qi, g_rows=gi)
+    out = splits.aggregate_splits(rows)
+    return {k: v for k, v in out.items() if np.isscalar(v)}
 
 
 def _tracklets(data: sources.ReidData, feats: np.ndarray, pooling: str) -> tuple[np.ndarray, ...]:
@@ -153,7 +189,11 @@ def evaluate_video(
 ) -> dict[str, float]:
     """Tracklet-to-tracklet retrieval: frame features pooled per tracklet."""
     c = ev.config
-    query, gallery, qf, gf = _embed_test_sets(ev, model, variables, " frames")
+    if pairs.is_pairwise(model):
+        raise errors.ReidError(
+            "the 'video' evaluator pools frame features; a pair network has none: use "
+            "eval.evaluators=('retrieval',) on frames or an embedding model.")
+    query, gallery, _, qf, gf = _test_sets(ev, model, variables, " frames")
     qt, q_pids, q_cams = _tracklets(query, qf, c.eval.video_pooling)
     gt, g_pids, g_cams = _tracklets(gallery, gf, c.eval.video_pooling)
     try:
@@ -170,6 +210,7 @@ EVALUATORS: dict[str, Callable[..., dict[str, Any]]] = {
     "retrieval": evaluate_retrieval,
     "splits": evaluate_splits,
     "cuhk03_classic": evaluate_cuhk03_classic,
+    "single_shot": evaluate_single_shot,
     "video": evaluate_video,
 }
 

@@ -109,11 +109,37 @@ def k_reciprocal_rerank_dense(
       [q, g] float32 re-ranked distances.
     """
     feats, nq = _stack(query_features, gallery_features)
-    n = feats.shape[0]
-    _check_k(k1, k2, n)
     f = jnp.asarray(feats)
     dist = np.asarray(vectors.sq_euclidean(f, f)).astype(np.float32)
-    original = (dist / dist.max(axis=0)).T  # as the official code writes it
+    return rerank_distances(dist, nq, k1, k2, lambda_value)
+
+
+def rerank_distances(
+    distances: ArrayLike, num_query: int, k1: int = K1, k2: int = K2,
+    lambda_value: float = LAMBDA,
+) -> np.ndarray:
+    """Re-ranked query x gallery distances from the (q + g) x (q + g) original distances.
+
+    The dense algorithm of ``k_reciprocal_rerank_dense`` on given distances (a pair
+    network's scores, ``reid_jax/evaluation/pairs.py``): each column is scaled by its
+    maximum, as the official code does with squared Euclidean distances.
+
+    Args:
+      distances: [n, n] non-negative distances, query rows and columns first; need not
+        be symmetric (row i holds picture i's distances to every picture).
+      num_query: q.
+      k1, k2, lambda_value: as ``k_reciprocal_rerank_dense``.
+
+    Returns:
+      [q, n - q] float32 re-ranked distances.
+    """
+    dist = np.asarray(distances, np.float32)
+    n, nq = dist.shape[0], num_query
+    if dist.shape != (n, n) or not 0 < nq < n:
+        raise ValueError(f'Expected an [n, n] matrix with 0 < num_query < n, got {dist.shape} '
+                         f'and {nq}.')
+    _check_k(k1, k2, n)
+    original = (dist / np.maximum(dist.max(axis=0), 1e-12)).T  # as the official code writes it
     ranking = np.argsort(original, axis=1, kind='stable')
     members, counts = kreciprocal.expanded_sets(ranking, k1 + 1, kreciprocal.half_length(k1))
     rows = np.arange(n)[:, None]

@@ -1,11 +1,17 @@
 """One evaluation of a model on a (query, gallery) pair: embed, distances, protocol, picture.
 
-The ``retrieval`` and ``splits`` evaluators (``evaluators.py``) run it.
+The ``retrieval`` and ``splits`` evaluators (``evaluators.py``) run it. A ``Scorer``
+says where the distances come from: features and ``eval.metric`` for the embedding
+networks, the network's own pair scores for the pair networks
+(``reid_jax/evaluation/pairs.py``); the protocol, re-ranking and the ranked-list
+picture are the same for both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import flax.linen as nn
@@ -15,7 +21,7 @@ import numpy as np
 
 from reid_jax import errors
 from reid_jax.data import pipeline, sources
-from reid_jax.evaluation import distance, embed, visualize
+from reid_jax.evaluation import distance, embed, pairs, protocols, rerank, visualize
 from reid_jax.evaluation import evaluate as evaluate_lib
 
 _VIS_CANDIDATES = 100  # gallery columns per shown query that may hold its top-10 valid matches
@@ -38,26 +44,81 @@ def embed_split(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Scorer:
+    """Query x gallery distances of one model: from features (``eval.metric``) or, for a
+    pair network, from its pair scores.
+
+    Attributes:
+      model: the network; variables: its evaluation variables.
+      config: the run's config; mesh: the device mesh.
+    """
+
+    model: nn.Module
+    variables: Any
+    config: ml_collections.ConfigDict
+    mesh: jax.sharding.Mesh
+
+    @property
+    def pairwise(self) -> bool:
+        """True when the model scores pairs."""
+        return pairs.is_pairwise(self.model)
+
+    def represent(self, data: sources.ReidData, desc: str) -> np.ndarray:
+        """Every picture of ``data`` once: its feature, or a pair network's ``embed``."""
+        if not self.pairwise:
+            return embed_split(self.model, self.variables, data, self.config, self.mesh, desc)
+        c = self.config
+        return pairs.trunk_features(
+            self.model, self.variables, data, self.mesh, c.eval.batch_size, c.data.height,
+            c.data.width, c.data.num_threads, desc=desc, progress=c.train.progress,
+            resize=c.data.resize)
+
+    def blocks(self, query: np.ndarray, gallery: np.ndarray) -> Iterator[tuple[int, Any]]:
+        """``(start, [b, g] distances)`` of consecutive query blocks."""
+        if self.pairwise:
+            return pairs.iter_pair_distances(self.model, self.variables, query, gallery,
+                                             self.mesh, self.config.eval.pair_block)
+        return distance.iter_distance_chunks(query, gallery, self.config.eval.metric)
+
+    def matrix(self, query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+        """The whole [q, g] distance matrix on the host."""
+        out = np.empty((query.shape[0], gallery.shape[0]), np.float32)
+        for start, block in self.blocks(query, gallery):
+            out[start:start + block.shape[0]] = np.asarray(block)
+        return out
+
+
 def save_examples(
     path: str,
+    scorer: Scorer,
     query_features: np.ndarray,
     gallery_features: np.ndarray,
     query: sources.ReidData,
     gallery: sources.ReidData,
     config: ml_collections.ConfigDict,
+    q_rows: np.ndarray | None = None,
+    g_rows: np.ndarray | None = None,
 ) -> str:
-    """Ranked-list PNG for evenly spaced queries; loads only the pictures it shows."""
-    num = min(config.eval.num_ranked_queries, len(query))
-    q_idx = np.linspace(0, len(query) - 1, num=num).astype(int)
-    dist = distance.pairwise_distances(query_features[q_idx], gallery_features, metric=config.eval.metric)
+    """Ranked-list PNG for evenly spaced queries; loads only the pictures it shows.
+
+    ``q_rows`` / ``g_rows``: the pictures of ``query`` / ``gallery`` the features belong
+    to, when they are a subset (single-shot draws); default all, in order.
+    """
+    q_rows = np.arange(len(query)) if q_rows is None else np.asarray(q_rows)
+    g_rows = np.arange(len(gallery)) if g_rows is None else np.asarray(g_rows)
+    num = min(config.eval.num_ranked_queries, len(q_rows))
+    pick = np.linspace(0, len(q_rows) - 1, num=num).astype(int)
+    dist = scorer.matrix(query_features[pick], gallery_features)
     top = np.argsort(dist, axis=1, kind="stable")[:, :_VIS_CANDIDATES]
-    cols = np.unique(top)
+    picked_cols = np.unique(top)
+    q_idx, cols = q_rows[pick], g_rows[picked_cols]
     h, w = config.data.height, config.data.width
     return visualize.save_ranked_list(
         path,
         np.stack([pipeline.load_image(query, int(i), h, w, config.data.resize) for i in q_idx]),
         np.stack([pipeline.load_image(gallery, int(i), h, w, config.data.resize) for i in cols]),
-        dist[:, cols],
+        dist[:, picked_cols],
         query.person_ids[q_idx],
         gallery.person_ids[cols],
         query.camera_ids[q_idx],
@@ -65,6 +126,17 @@ def save_examples(
         np.arange(len(q_idx)),
         topk=10,
     )
+
+
+def pair_rerank(scorer: Scorer, query_features: np.ndarray,
+                gallery_features: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
+    """k-reciprocal re-ranking on a pair network's scores: all (q + g)^2 pairs are
+    scored, shifted to start at 0, then ``rerank.rerank_distances``."""
+    both = np.concatenate([query_features, gallery_features])
+    full = scorer.matrix(both, both)
+    e = config.eval
+    return rerank.rerank_distances(full - full.min(), query_features.shape[0], e.rerank_k1,
+                                   e.rerank_k2, e.rerank_lambda)
 
 
 def scalars(res: dict, prefix: str = "") -> dict[str, float]:
@@ -95,19 +167,28 @@ def evaluate(
       The protocol's scalars (fractions in [0, 1]) plus 'num_valid_queries'; with
       config.eval.rerank the same keys prefixed 'rerank_' for k-reciprocal re-ranking.
     """
-    qf = embed_split(model, variables, query, config, mesh, "embed query")
-    gf = embed_split(model, variables, gallery, config, mesh, "embed gallery")
+    scorer = Scorer(model, variables, config, mesh)
+    qf = scorer.represent(query, "embed query")
+    gf = scorer.represent(gallery, "embed gallery")
     ids = (query.person_ids, gallery.person_ids, query.camera_ids, gallery.camera_ids)
     e = config.eval
-    common = dict(metric=e.metric, max_rank=min(50, len(gallery)), aqe_k=e.aqe_k)
+    max_rank = min(50, len(gallery))
+    common = dict(metric=e.metric, max_rank=max_rank, aqe_k=e.aqe_k)
     try:
-        out = scalars(evaluate_lib.evaluate_features(qf, gf, *ids, **common))
+        if scorer.pairwise:
+            res = evaluate_lib.evaluate_blocks(scorer.blocks(qf, gf), *ids, max_rank=max_rank)
+        else:
+            res = evaluate_lib.evaluate_features(qf, gf, *ids, **common)
+        out = scalars(res)
     except ValueError as e:  # e.g. no query has a match in the gallery
         raise errors.ReidError(
             f"cannot evaluate {query.name} against {gallery.name}: {e} Check config.data.query "
             "and config.data.gallery."
         ) from e
-    if e.rerank:
+    if e.rerank and scorer.pairwise:
+        rr = protocols.evaluate_market(pair_rerank(scorer, qf, gf, config), *ids, max_rank)
+        out.update(scalars(rr, "rerank_"))
+    elif e.rerank:
         rr = evaluate_lib.evaluate_features(
             qf, gf, *ids, rerank=True, k1=e.rerank_k1, k2=e.rerank_k2,
             lambda_value=e.rerank_lambda, **common,
@@ -115,5 +196,5 @@ def evaluate(
         out.update(scalars(rr, "rerank_"))
     if picture and config.eval.num_ranked_queries > 0:
         os.makedirs(os.path.dirname(picture) or ".", exist_ok=True)
-        save_examples(picture, qf, gf, query, gallery, config)
+        save_examples(picture, scorer, qf, gf, query, gallery, config)
     return out

@@ -40,3 +40,14 @@ def aggregate_splits(results: Sequence[dict]) -> dict:
         out['cmc'] = cmc.mean(axis=0)
         out['cmc_std'] = cmc.std(axis=0)
     return out
+
+
+def one_per_identity(person_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices of one random picture per identity (> 0), plus every junk (-1) and
+    distractor (0) picture; sorted. The single-shot subsets of query and gallery."""
+    pids = np.asarray(person_ids)
+    order = rng.permutation(len(pids))
+    _, first = np.unique(pids[order], return_index=True)
+    chosen = order[first]
+    chosen = chosen[pids[chosen] > 0]
+    return np.sort(np.concatenate([chosen, np.flatnonzero(pids <= 0)]))

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from reid_jax import vectors
 from reid_jax.models import attributes as attr_heads
-from reid_jax.models import heads, ianet, parts, resnet, rpp
+from reid_jax.models import heads, ianet, pairwise, parts, resnet, rpp
 from reid_jax.models import non_local as nl_block
 from reid_jax.models import verification as verif_head
 
@@ -217,7 +217,9 @@ class ReIDNet(nn.Module):
         return out
 
 
-MODELS: dict[str, type[nn.Module]] = {"reid_net": ReIDNet, "part_net": parts.PartNet}
+MODELS: dict[str, type[nn.Module]] = {
+    "reid_net": ReIDNet, "part_net": parts.PartNet, **pairwise.PAIR_MODELS,
+}
 
 
 def build_model(model_config: Mapping[str, Any], num_classes: int = 0) -> nn.Module:
@@ -243,7 +245,7 @@ def build_model(model_config: Mapping[str, Any], num_classes: int = 0) -> nn.Mod
     kwargs["num_classes"] = num_classes
     if isinstance(kwargs.get("dtype"), str):
         kwargs["dtype"] = jnp.dtype(kwargs["dtype"])
-    for key in ("stage_sizes", "ianet_stages"):
+    for key in ("stage_sizes", "ianet_stages", "gate_layers"):
         if key in kwargs:
             kwargs[key] = tuple(kwargs[key]) or (None if key == "stage_sizes" else ())
     return cls(**kwargs)

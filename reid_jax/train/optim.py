@@ -2,7 +2,7 @@
 
 - Adam (with L2 weight decay added to the gradient, as PyTorch's Adam(weight_decay=...) that
   BoT uses) or SGD with momentum.
-- Linear warmup, then multistep, cosine or constant; counted in steps or in epochs as the
+- Linear warmup, then multistep, cosine, constant or Caffe's "inv"; counted in steps or in epochs as the
   reference's scheduler is stepped (``optim.schedule_unit``, see ``schedule``).
 - Masks (``optax.multi_transform``): the BNNeck BatchNorm bias is frozen (BoT, Luo et al.
   2019: ``bias.requires_grad_(False)``); the center-loss centres get their own SGD with
@@ -70,6 +70,8 @@ def schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int, num_epochs: i
             t = jnp.asarray(step, jnp.float32)
         if cfg.schedule == "multistep":
             main = cfg.lr * cfg.gamma ** jnp.sum(t >= milestones)
+        elif cfg.schedule == "inv":  # Caffe's lr_policy "inv" (IDLA, Ahmed et al. Sec. 6)
+            main = cfg.lr * (1.0 + cfg.inv_gamma * jnp.maximum(t - warmup, 0.0)) ** (-cfg.inv_power)
         elif cfg.schedule == "cosine":
             frac = jnp.clip((t - warmup) / length, 0.0, 1.0)
             main = cfg.lr * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
@@ -118,7 +120,7 @@ PART_CLASSIFIER = "rpp_classifier"
 
 def param_labels(
     params: Any, split_backbone: bool = False, split_part_classifier: bool = False,
-    split_bias: bool = False,
+    split_bias: bool = False, top: str = "",
 ) -> Any:
     """The optimizer group of each parameter leaf.
 
@@ -127,6 +129,7 @@ def param_labels(
       split_backbone: label ``<net>/backbone/...`` leaves 'backbone' (else 'model').
       split_part_classifier: label leaves under ``rpp_classifier`` 'part_classifier'.
       split_bias: add '_bias' to the label of leaves named 'bias' (their own lr factor).
+      top: label leaves under this module 'top' (trained alone in a last phase).
 
     Returns:
       A tree of 'centers', 'frozen' (BNNeck bias), 'backbone', 'part_classifier' or
@@ -142,6 +145,8 @@ def param_labels(
         names = s.split("/")
         if split_part_classifier and PART_CLASSIFIER in names:
             group = "part_classifier"
+        elif top and top in names:
+            group = "top"
         elif split_backbone and len(names) > 1 and names[1] == BACKBONE:
             group = "backbone"
         else:
@@ -158,11 +163,13 @@ class HoldState(NamedTuple):
     inner: optax.OptState
 
 
-def hold_for(inner: optax.GradientTransformation, num_steps: int) -> optax.GradientTransformation:
-    """``inner``, except that its first ``num_steps`` updates are zero and leave its state.
+def hold_for(inner: optax.GradientTransformation, num_steps: int,
+             from_step: int | None = None) -> optax.GradientTransformation:
+    """``inner``, except that its first ``num_steps`` updates (or, with ``from_step``,
+    every update from that step on) are zero and leave its state.
 
     The parameters it handles stay where they are and its momentum/moments stay at their
-    initial values while held (gradients seen then are discarded, not accumulated).
+    values while held (gradients seen then are discarded, not accumulated).
     """
 
     def init(params: Any) -> HoldState:
@@ -171,7 +178,7 @@ def hold_for(inner: optax.GradientTransformation, num_steps: int) -> optax.Gradi
     def update(updates: Any, state: HoldState, params: Any = None, **extra: Any) -> tuple[Any, HoldState]:
         new_updates, new_inner = optax.with_extra_args_support(inner).update(
             updates, state.inner, params, **extra)
-        held = state.count < num_steps
+        held = state.count < num_steps if from_step is None else state.count >= from_step
         new_updates = jax.tree.map(lambda u: jnp.where(held, jnp.zeros_like(u), u), new_updates)
         new_inner = jax.tree.map(lambda n, o: jnp.where(held, o, n), new_inner, state.inner)
         return new_updates, HoldState(optax.safe_int32_increment(state.count), new_inner)
@@ -195,8 +202,13 @@ def make_optimizer(
     num_epochs: int,
     center_weight: float = 0.0,
     center_lr: float = 0.5,
+    top_only_from: tuple[str, int] | None = None,
 ) -> tuple[optax.GradientTransformationExtraArgs, Schedule]:
     """Builds the optax transform for the whole parameter tree.
+
+    ``top_only_from=(module, step)``: from ``step`` on only the parameters under
+    ``module`` move (IDLA's hard-negative phase retrains its top layer only); the others
+    and their momentum are held.
 
     Returns:
       (transform, learning-rate schedule ``lr(step, epoch=None)``); the transform's
@@ -206,7 +218,8 @@ def make_optimizer(
     mult = float(cfg.backbone_lr_mult)
     held_steps = int(cfg.rpp_classifier_only_epochs * steps_per_epoch)
 
-    def model_tx(scale: float = 1.0, hold: int = 0) -> optax.GradientTransformation:
+    def model_tx(scale: float = 1.0, hold: int = 0,
+                 hold_from: int | None = None) -> optax.GradientTransformation:
         # A callable mask: inside multi_transform the tree it sees has the other labels masked out.
         wd = optax.add_decayed_weights(
             cfg.weight_decay, mask=lambda p: decay_mask(p, cfg.decay_norm_and_bias)
@@ -217,7 +230,10 @@ def make_optimizer(
             moments = optax.trace(decay=cfg.momentum, nesterov=cfg.nesterov)
         # (wd, moments, lr) flat; held: (hold(wd, moments), lr), the schedule outside the
         # hold so that it counts the held steps too.
-        parts = [hold_for(optax.chain(wd, moments), hold)] if hold > 0 else [wd, moments]
+        if hold > 0 or hold_from is not None:
+            parts = [hold_for(optax.chain(wd, moments), hold, hold_from)]
+        else:
+            parts = [wd, moments]
         parts.append(scale_by_lr(lr))
         if scale != 1.0:
             parts.append(optax.scale(scale))
@@ -225,7 +241,8 @@ def make_optimizer(
 
     split_bias = cfg.bias_lr_factor != 1.0
     labels = param_labels(params, split_backbone=mult != 1.0,
-                          split_part_classifier=held_steps > 0, split_bias=split_bias)
+                          split_part_classifier=held_steps > 0, split_bias=split_bias,
+                          top=top_only_from[0] if top_only_from else "")
     present = set(jax.tree.leaves(labels))
     if held_steps > 0 and "part_classifier" not in present | {"part_classifier_bias"}:
         raise errors.ReidError(
@@ -233,13 +250,15 @@ def make_optimizer(
             "but the model has none: set model.rpp=True (with model.head='pcb')."
         )
     # Only groups in use get a transform: the default optimizer state keeps its structure.
-    scales = {"model": 1.0, "backbone": mult, "part_classifier": 1.0}
-    holds = {"model": held_steps, "backbone": held_steps, "part_classifier": 0}
+    scales = {"model": 1.0, "backbone": mult, "part_classifier": 1.0, "top": 1.0}
+    holds = {"model": held_steps, "backbone": held_steps, "part_classifier": 0, "top": 0}
+    hold_from = top_only_from[1] if top_only_from else None
     transforms = {"frozen": optax.set_to_zero()}
-    for group in ("model", "backbone", "part_classifier"):
+    for group in ("model", "backbone", "part_classifier", "top"):
         for suffix, factor in (("", 1.0), ("_bias", cfg.bias_lr_factor)):
             if group == "model" and not suffix or group + suffix in present:
-                transforms[group + suffix] = model_tx(scales[group] * factor, holds[group])
+                transforms[group + suffix] = model_tx(
+                    scales[group] * factor, holds[group], None if group == "top" else hold_from)
     if center_weight > 0:
         transforms["centers"] = optax.chain(optax.scale(1.0 / center_weight), optax.sgd(center_lr))
     else:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from reid_jax.train import cap, cluster_contrast, m3l, metabin, mmt, pplr, supervised
+from reid_jax.train import cap, cluster_contrast, m3l, metabin, mmt, pairwise, pplr, supervised
 
 TRAINERS: dict[str, ModuleType] = {
     "supervised": supervised,
@@ -26,4 +26,5 @@ TRAINERS: dict[str, ModuleType] = {
     "mmt": mmt,
     "metabin": metabin,
     "m3l": m3l,
+    "pairwise": pairwise,
 }
