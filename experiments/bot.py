@@ -19,8 +19,8 @@ Commands:
   # published recipe on Market-1501 (GPU):
   python -m reid_jax.main --config experiments/bot.py:market1501 --workdir runs/bot_market \
       --config.model.init_from=/path/resnet50_flax
-  CUHK01 reference point: a deep network trained from scratch on GPU (Ahmed et al.,
-  CVPR 2015) reaches rank-1 47.5 on the 486-id protocol.
+  CUHK01 reference point: IDLA (Ahmed et al., CVPR 2015; experiments/idla.py) reaches
+  single-shot rank-1 47.5 on the 486-id protocol, pre-trained on CUHK03 then fine-tuned.
 
 Source pre-training for domain adaptation ('SOURCE->TARGET'; quote it in a shell):
 supervised on SOURCE, evaluated on TARGET (the final evaluation is the direct transfer),

@@ -39,6 +39,8 @@ def test_defaults_are_valid_and_locked(trainer):
         c.model.name = "part_net"
     if trainer == "metabin":
         c.model.norm, c.loss.center_weight = "bin", 0.0
+    if trainer == "pairwise":
+        c.model.name = "idla"
     config_schema.validate(c)
     with pytest.raises(AttributeError):
         c.data.heigth = 3  # a typo cannot add a key

@@ -84,10 +84,10 @@ class Card:
 
 def cards() -> dict[str, Card]:
     """Every card, by config."""
-    from reid_jax.recipes import clustering, dg, supervised
+    from reid_jax.recipes import clustering, dg, pairwise, supervised
 
     out: dict[str, Card] = {}
-    for module in (supervised, clustering, dg):
+    for module in (supervised, clustering, dg, pairwise):
         for card in module.CARDS:
             out[card.config] = card
     return out

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from reid_jax import sharding
-from reid_jax.evaluation import pairs, protocols, rerank
 from reid_jax.evaluation import evaluate as evaluate_lib
+from reid_jax.evaluation import pairs, protocols, rerank
 from reid_jax.models import pairwise
 
 

@@ -79,7 +79,6 @@ def test_matching_gate_by_hand():
     x2 = np.array([[[1.0, 1.0], [2.0, 0.0], [0.5, 1.0]],
                    [[0.5, 0.5], [0.0, 2.0], [1.0, 0.0]]], np.float32)[None]
     gate = pairwise.MatchingGate()
-    variables = gate.init(jax.random.key(0), x1, x2)
     eye = np.zeros((1, 3, 2, 2), np.float32)
     eye[..., 0, 0] = eye[..., 1, 1] = 1.0  # y_r^i = sum over the row of channel i
     p = np.array([1.0, 2.0], np.float32)

@@ -14,6 +14,7 @@ import pytest
 from experiments import bot, gated_scnn, idla
 from reid_jax import config_schema, errors, main, sharding
 from reid_jax.data import augment
+from reid_jax.evaluation import evaluators, rerank, retrieval
 from reid_jax.losses import pairwise as pair_losses
 from reid_jax.train import loop, optim
 
@@ -166,9 +167,24 @@ def test_idla_through_the_command_line_train_then_eval(tfds_dir, tmp_path):
 
 def test_gated_scnn_tiny_run_single_shot(tiny_config, tmp_path):
     config = tiny_config(gated_scnn, **{"eval.evaluators": ("single_shot", "retrieval"),
-                                        "eval.single_shot_draws": 2})
+                                        "eval.single_shot_draws": 2, "eval.rerank": True,
+                                        "eval.rerank_k1": 5, "eval.rerank_k2": 2})
     res = main.run(config, str(tmp_path), "train")
     shot = res["evaluations"]["single_shot"]
     assert shot["num_splits"] == 2 and 0.0 <= shot["rank1"] <= 1.0
-    assert res["evaluations"]["retrieval"]["num_valid_queries"] > 0
+    full = res["evaluations"]["retrieval"]
+    assert full["num_valid_queries"] > 0 and 0.0 <= full["rerank_mAP"] <= 1.0
+    # re-ranking on pair scores is the dense algorithm on the shifted pair-distance matrix
+    trainer, ctx = loop.build(config, for_eval=True)
+    variables = trainer.eval_variables(res["state"])
+    ev = evaluators.Evaluators(config, ctx.mesh)
+    query, gallery = ev.split(config.data.query), ev.split(config.data.gallery)
+    scorer = retrieval.Scorer(trainer.model, variables, config, ctx.mesh)
+    qf, gf = scorer.represent(query, "q"), scorer.represent(gallery, "g")
+    both = np.concatenate([qf, gf])
+    whole = np.asarray(trainer.model.apply(
+        variables, jnp.asarray(np.repeat(both, len(both), 0)), jnp.asarray(np.tile(both, (len(both), 1, 1, 1))),
+        method="compare")["pair_distance"]).reshape(len(both), len(both))
+    want = rerank.rerank_distances(whole - whole.min(), len(qf), 5, 2, 0.3)
+    np.testing.assert_allclose(retrieval.pair_rerank(scorer, qf, gf, config), want, atol=1e-5)
     assert (tmp_path / "ranked_list.png").exists()
