@@ -5,7 +5,6 @@ untrained baseline and the periodic evaluation run the same ones (big_vision sty
 evaluators from the config). An explicit dict maps names to evaluators:
 
 - ``retrieval``: ``data.query`` against ``data.gallery`` under the Market-1501 protocol
-  (distances from features, or a pair network's scores: ``retrieval.Scorer``)
   (CMC, mAP, mINP; junk and same-camera matches removed), with the k-reciprocal
   re-ranked figures when ``eval.rerank`` and alpha-QE when ``eval.aqe_k``; it draws the
   ranked-list picture.
@@ -20,6 +19,9 @@ evaluators from the config). An explicit dict maps names to evaluators:
   pair network it scores only identities x identities pairs.
 - ``video``: frames embedded, pooled per tracklet (``eval.video_pooling``), then the
   Market-style protocol on tracklets (MARS and the other video builders).
+
+Distances come from features and ``eval.metric``, or from a pair network's own scores
+(``retrieval.Scorer``); every evaluator except ``video`` takes either.
 
 Every evaluator returns a flat dict of scalars (fractions in [0, 1]); ``splits`` also
 returns its per-split rows for the printed table.

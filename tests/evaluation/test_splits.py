@@ -22,3 +22,18 @@ def test_mean_and_std_over_splits():
 def test_empty_raises():
     with pytest.raises(ValueError):
         splits.aggregate_splits([])
+
+
+def test_one_per_identity_keeps_one_of_each_and_every_junk_or_distractor():
+    pids = np.array([3, 3, 5, -1, 0, 5, 5, 7, 0])
+    draws = set()
+    for seed in range(20):
+        idx = splits.one_per_identity(pids, np.random.default_rng(seed))
+        kept = pids[idx]
+        assert sorted(kept[kept > 0].tolist()) == [3, 5, 7]
+        assert set(np.flatnonzero(pids <= 0)) <= set(idx.tolist())
+        assert (np.diff(idx) > 0).all()
+        draws.add(tuple(idx))
+    assert len(draws) > 1  # the draw changes with the seed
+    again = splits.one_per_identity(pids, np.random.default_rng(3))
+    np.testing.assert_array_equal(again, splits.one_per_identity(pids, np.random.default_rng(3)))
