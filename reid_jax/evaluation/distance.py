@@ -112,9 +112,15 @@ def pairwise_distances(
     Returns:
       float32 NumPy array of shape [q, g].
     """
-    q_n = np.shape(query)[0]
-    g_n = np.shape(gallery)[0]
-    out = np.empty((q_n, g_n), np.float32)
-    for start, block in iter_distance_chunks(query, gallery, metric, chunk_size):
+    return collect_blocks(iter_distance_chunks(query, gallery, metric, chunk_size),
+                          np.shape(query)[0], np.shape(gallery)[0])
+
+
+def collect_blocks(blocks: Iterator[tuple[int, ArrayLike]], num_query: int,
+                   num_gallery: int) -> np.ndarray:
+    """The [q, g] float32 host matrix of ``(start, rows)`` query blocks (any source of
+    distances: features, a pair network's scores)."""
+    out = np.empty((num_query, num_gallery), np.float32)
+    for start, block in blocks:
         out[start:start + block.shape[0]] = np.asarray(block)
     return out

@@ -25,7 +25,7 @@ from jax.sharding import PartitionSpec as P
 
 from reid_jax import sharding
 from reid_jax.data import augment, sources
-from reid_jax.evaluation import embed
+from reid_jax.evaluation import distance, embed
 
 QUERY_BLOCK = 8  # queries per scoring call; the gallery block is pair_block // QUERY_BLOCK
 PAIR_CHUNK = 8  # pairs per step of the scoring loop inside a call (CPU: fastest of 4-32)
@@ -148,7 +148,6 @@ def pair_distance_matrix(
     mesh: jax.sharding.Mesh, pair_block: int = 256,
 ) -> np.ndarray:
     """The whole [q, g] matrix of pair distances on the host (small sets, re-ranking)."""
-    out = np.empty((query.shape[0], gallery.shape[0]), np.float32)
-    for start, block in iter_pair_distances(model, variables, query, gallery, mesh, pair_block):
-        out[start:start + block.shape[0]] = block
-    return out
+    return distance.collect_blocks(
+        iter_pair_distances(model, variables, query, gallery, mesh, pair_block),
+        query.shape[0], gallery.shape[0])

@@ -83,10 +83,8 @@ class Scorer:
 
     def matrix(self, query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
         """The whole [q, g] distance matrix on the host."""
-        out = np.empty((query.shape[0], gallery.shape[0]), np.float32)
-        for start, block in self.blocks(query, gallery):
-            out[start:start + block.shape[0]] = np.asarray(block)
-        return out
+        return distance.collect_blocks(self.blocks(query, gallery), query.shape[0],
+                                       gallery.shape[0])
 
 
 def save_examples(

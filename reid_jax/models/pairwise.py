@@ -101,6 +101,16 @@ def neighbourhood_differences(f: jax.Array, g: jax.Array, size: int = NEIGHBOURH
     return f[..., None, :] - neighbourhoods(g, size)
 
 
+def pairs_of_batch(net: nn.Module, x: jax.Array, first: jax.Array | None,
+                   second: jax.Array | None, train: bool) -> dict[str, jax.Array]:
+    """A pair network's ``__call__``: ``net.compare`` of pairs (x[first[i]], x[second[i]])
+    of a batch (default: each picture with itself), each picture embedded once."""
+    f = net.embed(x, train)
+    first = jnp.arange(x.shape[0]) if first is None else first
+    second = first if second is None else second
+    return net.compare(f[first], f[second], train)
+
+
 class IDLA(nn.Module):
     """Ahmed et al.'s pair network (see the module docstring).
 
@@ -149,12 +159,8 @@ class IDLA(nn.Module):
 
     def __call__(self, x: jax.Array, first: jax.Array | None = None,
                  second: jax.Array | None = None, train: bool = False) -> dict[str, jax.Array]:
-        """Pairs (x[first[i]], x[second[i]]) of a batch (default: each picture with
-        itself); each picture embedded once."""
-        f = self.embed(x, train)
-        first = jnp.arange(x.shape[0]) if first is None else first
-        second = first if second is None else second
-        return self.compare(f[first], f[second], train)
+        """Pairs (x[first[i]], x[second[i]]) of a batch (``pairs_of_batch``)."""
+        return pairs_of_batch(self, x, first, second, train)
 
 
 class _ConvBlock(nn.Module):
@@ -263,12 +269,8 @@ class GatedSCNN(nn.Module):
 
     def __call__(self, x: jax.Array, first: jax.Array | None = None,
                  second: jax.Array | None = None, train: bool = False) -> dict[str, jax.Array]:
-        """Pairs (x[first[i]], x[second[i]]) of a batch (default: each picture with
-        itself); each picture embedded once."""
-        f = self.embed(x, train)
-        first = jnp.arange(x.shape[0]) if first is None else first
-        second = first if second is None else second
-        return self.compare(f[first], f[second], train)
+        """Pairs (x[first[i]], x[second[i]]) of a batch (``pairs_of_batch``)."""
+        return pairs_of_batch(self, x, first, second, train)
 
 
 PAIR_MODELS: dict[str, type[nn.Module]] = {"idla": IDLA, "gated_scnn": GatedSCNN}
