@@ -36,6 +36,9 @@ MODULES: dict[str, str] = {
     "custom_folder": "data_builders.custom_folder.custom_folder_dataset_builder",
 }
 
+# The video (tracklet) datasets; synthetic_persons has video configs too ('video', 'video_tiny').
+VIDEO: tuple[str, ...] = ("mars", "ilids_vid", "prid2011_video", "dukemtmc_video", "ls_vid")
+
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
 
 

@@ -69,6 +69,16 @@ def is_(key: str, *values: Any) -> Predicate:
     return lambda c: c[section][name] in values
 
 
+PAIR_MODELS = ("idla", "gated_scnn")  # reid_jax/models/pairwise.py
+VIDEO_MODELS = ("video_net", "tkp")  # reid_jax/models/video.py
+VIDEO_TRAINERS = {"video_net": "video", "tkp": "tkp"}  # the trainer of each video network
+_VIDEO = "a video network (model.name 'video_net' or 'tkp')"
+
+
+def _video(c: Config) -> bool:
+    return c.model.name in VIDEO_MODELS
+
+
 # ------------------------------------------------------------------------ common sections
 TOP: Section = {
     "seed": Key(0, "Seed of the initialisation, the sampler and the augmentation.", low=0),
@@ -97,6 +107,18 @@ DATA: Section = {
                    "references' RandomMultipleGallerySampler).",
                    choices=("pk", "random", "cluster_uniform")),
     "num_threads": Key(4, "Host threads decoding pictures.", low=1, high=256),
+    "clip_len": Key(4, "Video networks: frames per clip (T), in training and at test.",
+                    low=1, high=256, when=_video, when_doc=_VIDEO),
+    "clip_sampling": Key("restricted_random", "Video networks: the T training frames of a "
+                         "tracklet: one random frame from each of T equal chunks (Li et al. "
+                         "2018), T consecutive frames from a random start (Gao and Nevatia "
+                         "2018), T frames data.clip_stride apart from a random start (TKP), "
+                         "or T evenly spaced (reid_jax/data/tracklets.py).",
+                         choices=("restricted_random", "consecutive", "stride", "evenly"),
+                         when=_video, when_doc=_VIDEO),
+    "clip_stride": Key(8, "Frames between the clip's frames of clip_sampling='stride' (TKP 8).",
+                       low=1, when=lambda c: _video(c) and c.data.clip_sampling == "stride",
+                       when_doc="data.clip_sampling='stride'"),
     "resize": Key("bilinear", "Resize interpolation of the host loader (torchvision's default "
                   "bilinear; fast-reid and the clustering references use bicubic).",
                   choices=("bilinear", "bicubic")),
@@ -128,7 +150,6 @@ AUG: Section = {
 }
 
 _GLOBAL = "model.name='reid_net' with model.head='global'"
-PAIR_MODELS = ("idla", "gated_scnn")  # reid_jax/models/pairwise.py
 
 
 def _global_head(c: Config) -> bool:
@@ -141,8 +162,16 @@ def _has_init_run(c: Config) -> bool:
 
 MODEL: Section = {
     "name": Key("reid_net", "Network (reid_jax/models/zoo.py MODELS); 'idla' and "
-                "'gated_scnn' are pair networks (trainer 'pairwise').",
-                choices=("reid_net", "part_net", "idla", "gated_scnn")),
+                "'gated_scnn' are pair networks (trainer 'pairwise'), 'video_net' and 'tkp' "
+                "video networks (trainers 'video' and 'tkp').",
+                choices=("reid_net", "part_net", "idla", "gated_scnn", "video_net", "tkp")),
+    "temporal": Key("avg", "Video networks: frame features -> clip feature, temporal average "
+                    "pooling (TAP) or temporal attention (Gao and Nevatia 2018).",
+                    choices=("avg", "attention"), when=_video, when_doc=_VIDEO),
+    "attention_gen": Key("softmax", "Temporal attention: frame scores normalised by a softmax "
+                         "or by sigmoids divided by their sum.", choices=("softmax", "sigmoid"),
+                         when=lambda c: _video(c) and c.model.temporal == "attention",
+                         when_doc="model.temporal='attention'"),
     "gate_layers": Key((3, 4, 5), "Gated siamese CNN: layers followed by a matching gate; "
                        "() = the siamese baseline (S-CNN).", low=1, high=5,
                        when=is_("model.name", "gated_scnn"),
@@ -162,7 +191,8 @@ MODEL: Section = {
                          when=lambda c: _global_head(c) and c.model.pooling == "gem",
                          when_doc="model.pooling='gem'"),
     "neck": Key("bnneck", "BatchNorm neck after pooling.", choices=("bnneck", "none"),
-                when=_global_head, when_doc=_GLOBAL),
+                when=lambda c: _global_head(c) or _video(c),
+                when_doc=f"{_GLOBAL}, or {_VIDEO}"),
     "classifier": Key("linear", "Identity classifier: bias-free linear, or cosine (margin "
                       "softmaxes).", choices=("linear", "cosine"), when=_global_head,
                       when_doc=_GLOBAL),
@@ -260,7 +290,8 @@ TRAIN: Section = {
 EVAL: Section = {
     "evaluators": Key(("retrieval",), "What --mode=eval and the end of training run "
                       "(reid_jax/evaluation/evaluators.py).",
-                      choices=("retrieval", "splits", "cuhk03_classic", "single_shot", "video")),
+                      choices=("retrieval", "splits", "cuhk03_classic", "single_shot", "video",
+                               "image_to_video")),
     "batch_size": Key(128, "Pictures per embedding batch.", low=1),
     "metric": Key("cosine", "Distance between features.", choices=("cosine", "euclidean")),
     "feature": Key("neck_features", "Model output used as the retrieval feature."),
@@ -296,10 +327,21 @@ EVAL: Section = {
     "pair_block": Key(256, "Pair networks: (query, gallery) pairs scored per jitted call.",
                       low=1, when=lambda c: c.model.name in PAIR_MODELS,
                       when_doc="a pair network (model.name 'idla' or 'gated_scnn')"),
-    "video_pooling": Key("avg", "Frame features -> tracklet feature.", choices=("avg", "max"),
-                         when=lambda c: "video" in c.eval.evaluators,
-                         when_doc="'video' in eval.evaluators"),
+    "video_pooling": Key("avg", "Image networks: their frame features -> tracklet feature "
+                         "(a video network averages its clip features).", choices=("avg", "max"),
+                         when=lambda c: not _video(c) and _video_eval(c),
+                         when_doc="an image network with a video evaluator"),
+    "clip_sampling": Key("dense", "Video networks at test: every frame of a tracklet once, in "
+                         "clips of data.clip_len (the last completed by repeating its frames), "
+                         "clip features averaged; or one clip of evenly spaced frames.",
+                         choices=("dense", "evenly"),
+                         when=lambda c: _video(c) and _video_eval(c),
+                         when_doc=f"{_VIDEO} with a video evaluator"),
 }
+
+def _video_eval(c: Config) -> bool:
+    return bool({"video", "image_to_video"} & set(c.eval.evaluators))
+
 
 COMMON: dict[str, Section] = {
     "": TOP, "data": DATA, "aug": AUG, "model": MODEL, "optim": OPTIM, "train": TRAIN,
@@ -435,6 +477,13 @@ def validate(config: Config, overrides: Collection[str] | None = None) -> None:
             f"config.model.name = {config.model.name!r} with trainer {config.trainer!r}: the "
             f"pair networks ({', '.join(PAIR_MODELS)}) train with trainer 'pairwise' and it "
             "trains only them; start from experiments/idla.py or experiments/gated_scnn.py."
+        )
+    want = VIDEO_TRAINERS.get(config.model.name)
+    if want != config.trainer and (want or config.trainer in VIDEO_TRAINERS.values()):
+        raise errors.ReidError(
+            f"config.model.name = {config.model.name!r} with trainer {config.trainer!r}: "
+            "'video_net' trains with trainer 'video' and 'tkp' with trainer 'tkp', each only "
+            "it; start from experiments/video.py or experiments/tkp.py."
         )
     trainers.TRAINERS[config.trainer].validate(config)
     for name, keys in declared.items():

@@ -56,7 +56,9 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(f"mAP gain over the {what} model: {gain:+.4f}" if what == "untrained"
                      else f"mAP gain over the {what}: {gain:+.4f}")
     for name, res in list(result.get("evaluations", {}).items())[1:]:
-        lines += [f"evaluator {name}:", evaluator_table(res)]
+        before = result.get("before_evaluations", {}).get(name)
+        label = result.get("before_label", "untrained")
+        lines += [f"evaluator {name}:", evaluator_table(res, before, label)]
     if "rows" in after:
         lines.append(evaluator_table(after))
     if "train_seconds" in result:
@@ -65,10 +67,14 @@ def summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def evaluator_table(res: dict[str, Any]) -> str:
-    """One evaluator's results; with per-split rows, one row per split, the mean and std."""
+def evaluator_table(
+    res: dict[str, Any], before: dict[str, Any] | None = None, before_label: str = "untrained",
+) -> str:
+    """One evaluator's results (after ``before``'s row when given); with per-split rows,
+    one row per split, the mean and std."""
     if "rows" not in res:
-        return reporting.format_table([{"model": "trained", **res}], _COLUMNS)
+        rows = [{"model": before_label, **before}] if before else []
+        return reporting.format_table([*rows, {"model": "trained", **res}], _COLUMNS)
     rows = [{"model": name, **r} for name, r in res["rows"]]
     rows.append({"model": f"mean of {res['num_splits']}", **res})
     rows.append({"model": "std", **{c: res.get(f"{c}_std") for c in _COLUMNS[1:]}})

@@ -9,7 +9,7 @@ from reid_jax import config_schema, errors
 from reid_jax.train import trainers
 
 EXPERIMENTS = ["bot", "bot_ibn", "agw", "pcb", "ianet", "idver", "apr", "margin",
-               "cluster_contrast", "pplr", "cap", "mmt", "metabin", "m3l"]
+               "cluster_contrast", "pplr", "cap", "mmt", "metabin", "m3l", "video", "tkp"]
 
 
 def _args(name, module):
@@ -41,6 +41,11 @@ def test_defaults_are_valid_and_locked(trainer):
         c.model.norm, c.loss.center_weight = "bin", 0.0
     if trainer == "pairwise":
         c.model.name = "idla"
+    if trainer in ("video", "tkp"):
+        c.model.name = "video_net" if trainer == "video" else "tkp"
+        c.eval.evaluators = ("video",)
+    if trainer == "video":
+        c.loss.center_weight = 0.0
     config_schema.validate(c)
     with pytest.raises(AttributeError):
         c.data.heigth = 3  # a typo cannot add a key

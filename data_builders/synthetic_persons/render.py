@@ -7,6 +7,9 @@ colour cast, blur and resolution loss, its background and how often something oc
 the person. :func:`render` draws one crop of an identity seen by a camera, adding per-image
 jitter (pose position, scale, viewpoint, background clutter, occlusion) from an explicit
 ``numpy.random.Generator``, so the same generator state always gives the same pixels.
+:func:`render_tracklet` draws a short video of one person walking past a camera (fixed
+background and viewpoint, a gait cycle, a drifting box, sometimes a passing occluder), for
+MARS-like tracklets; single images are drawn standing, unchanged by it.
 
 The palette has only nine clothing colours and colours repeat across identities, so a
 colour histogram cannot tell many people apart: the textures (stripes, checks, a chest
@@ -234,9 +237,15 @@ def _pattern(
     c2: np.ndarray,
     texture: int,
     period: int,
+    origin: tuple[float, float] | None = None,
 ) -> None:
-    """Fills a box with a plain, striped or checked pattern of two colours."""
+    """Fills a box with a plain, striped or checked pattern of two colours.
+
+    The stripes start at ``origin`` (y, x), the box's top-left corner by default; pieces of
+    one garment drawn as several boxes pass the garment's origin to keep the stripes aligned.
+    """
     y0, y1, x0, x1 = box
+    oy, ox = (y0, x0) if origin is None else origin
     a, b, c, d = _box(img, y0, y1, x0, x1)
     if b <= a or d <= c:
         return
@@ -244,8 +253,8 @@ def _pattern(
     region[...] = c1
     if texture in (PLAIN, LOGO):
         return
-    rows = ((np.arange(a, b) - int(round(y0))) // period % 2)[:, None] == 1
-    cols = ((np.arange(c, d) - int(round(x0))) // period % 2)[None, :] == 1
+    rows = ((np.arange(a, b) - int(round(oy))) // period % 2)[:, None] == 1
+    cols = ((np.arange(c, d) - int(round(ox))) // period % 2)[None, :] == 1
     mask = {
         HSTRIPES: rows & np.ones_like(cols),
         VSTRIPES: cols & np.ones_like(rows),
@@ -334,6 +343,17 @@ def _downscale_upscale(img: np.ndarray, factor: int) -> np.ndarray:
     return _upsample_linear(small / (factor * factor), factor)
 
 
+def _optics(img: np.ndarray, cam: CameraStyle) -> np.ndarray:
+    """The camera's fixed resolution loss and blur (scaled to the crop height)."""
+    ref = img.shape[0] / 128.0
+    img = _downscale_upscale(img, max(1, int(round(cam.downscale * ref))))
+    return _blur(img, np.sqrt(0.5 * cam.blur) * ref)
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 def _background(img: np.ndarray, cam: CameraStyle, rng: np.random.Generator) -> None:
     """Wall with a vertical gradient, ground, and a few random objects (clutter)."""
     h, w = img.shape[:2]
@@ -357,8 +377,85 @@ def _background(img: np.ndarray, cam: CameraStyle, rng: np.random.Generator) -> 
             _rect(img, y, y + rng.uniform(0.05, 0.3) * h, x, x + rng.uniform(0.15, 0.6) * w, colour)
 
 
-def _person(img: np.ndarray, p: Identity, view: int, top: float, feet: float, cx: float) -> None:
-    """Draws the person standing between rows ``top`` and ``feet``, centred on column ``cx``."""
+def _limb(
+    img: np.ndarray,
+    top: float,
+    split: float,
+    end: float,
+    x0: float,
+    w: float,
+    swing: float,
+    cloth: tuple[np.ndarray, np.ndarray],
+    skin: np.ndarray,
+    texture: int = PLAIN,
+    period: int = 2,
+) -> None:
+    """Draws a swinging arm or leg as horizontal bands, sheared about its top (the joint).
+
+    Args:
+      img: the picture.
+      top: the joint's row.
+      split: where the clothing ends and skin starts (``end`` or below: no skin).
+      end: the row of the hand or the ankle.
+      x0: the left column of the limb hanging straight.
+      w: its width.
+      swing: how far the far end (row ``end``) is moved sideways, in pixels.
+      cloth: the clothing's two colours (``texture`` as in :func:`_pattern`).
+      skin: the colour below ``split`` (drawn 10% narrower on each side, as a bare arm).
+      texture: the clothing's texture.
+      period: stripe period in pixels.
+    """
+    # Six bands approximate the slanted limb closely enough at 64-256 px crops.
+    ys = np.linspace(top, end, 7)
+    for y0, y1 in zip(ys[:-1], ys[1:]):
+        xa = x0 + swing * ((y0 + y1) / 2 - top) / max(end - top, 1e-3)
+        if y0 < split:
+            box = (y0, min(y1, split), xa, xa + w)
+            _pattern(img, box, cloth[0], cloth[1], texture, period, origin=(top, xa))
+        if y1 > split:
+            _rect(img, max(y0, split), y1, xa + 0.1 * w, xa + 0.9 * w, skin)
+
+
+def _strides(gait: float, side: bool, u: float) -> list[tuple[float, float, float]]:
+    """(leg swing, foot lift, hand lift) of the picture's left and right leg and arm.
+
+    From the side the legs swing back and forth in opposition (the one swinging forward
+    lifts its foot); from the front or back the swing is towards or away from the camera,
+    seen as each foot and the opposite hand rising in turn.
+    """
+    out = []
+    for sign in (-1.0, 1.0):
+        if side:
+            swing = sign * 0.12 * u * np.sin(gait)
+            lift = 0.03 * u * max(0.0, sign * np.cos(gait))
+            out.append((swing, lift, 0.0))
+        else:
+            s = sign * np.sin(gait)
+            out.append((0.0, 0.035 * u * max(0.0, s), 0.05 * u * max(0.0, -s)))
+    return out
+
+
+def _person(
+    img: np.ndarray,
+    p: Identity,
+    view: int,
+    top: float,
+    feet: float,
+    cx: float,
+    gait: float | None = None,
+) -> None:
+    """Draws the person between rows ``top`` and ``feet``, centred on column ``cx``.
+
+    Args:
+      img: the float32 picture to draw on.
+      p: the person.
+      view: FRONT, BACK or SIDE (a side view faces right).
+      top: the row of the top of the head.
+      feet: the row of the soles.
+      cx: the body's centre column.
+      gait: None draws the standing pose of single images; a walking phase in radians
+        swings the legs and arms (a full stride every 2 pi).
+    """
     u = feet - top  # person height in pixels
     c = PALETTE
     skin, hair = SKIN[p.skin], HAIR[p.hair]
@@ -399,7 +496,28 @@ def _person(img: np.ndarray, p: Identity, view: int, top: float, feet: float, cx
         leg_w = 0.42 * sw
         gap = 0.08 * sw
         legs = [(cx - gap / 2 - leg_w, 1.0), (cx + gap / 2, 1.0)]
-    for x0, tone in legs:
+    strides = None if gait is None else _strides(gait, side, u)
+    for k, (x0, tone) in enumerate(legs):
+        if strides is not None:
+            swing, lift = strides[k][:2]
+            foot = feet - lift
+            _limb(
+                img,
+                leg_top - 1,
+                knee if p.shorts else foot - shoe_h,
+                foot - shoe_h,
+                x0,
+                leg_w,
+                swing,
+                (c[p.bottom] * tone, c[p.bottom_second] * tone),
+                skin * tone,
+                p.bottom_texture,
+                period,
+            )
+            toe = 0.35 * leg_w if side else 0.1 * leg_w
+            x1 = x0 + swing
+            _rect(img, foot - shoe_h, foot, x1 - 0.1 * leg_w, x1 + leg_w + toe, c[p.shoes] * tone)
+            continue
         low = knee if p.shorts else feet - shoe_h
         _pattern(
             img,
@@ -432,7 +550,18 @@ def _person(img: np.ndarray, p: Identity, view: int, top: float, feet: float, cx
     arm_end = hip + 0.06 * u
     sleeve_end = torso_top + (0.35 if p.short_sleeves else 0.92) * (arm_end - torso_top)
     arms = [cx - arm_w / 2 + 0.05 * u] if side else [cx - sw / 2 - arm_w + 1, cx + sw / 2 - 1]
-    for x0 in arms:
+    for k, x0 in enumerate(arms):
+        if strides is not None:
+            # From the side this is the far arm, swinging with the near leg; from the front
+            # or back an arm swinging towards or away from the camera looks shorter.
+            swing = 0.8 * strides[1][0] if side else 0.0
+            arm_top = torso_top + 0.01 * u
+            short = 1.0 - strides[k][2] / (arm_end - arm_top)
+            end = arm_top + short * (arm_end - arm_top)
+            split = arm_top + short * (sleeve_end - arm_top)
+            sleeve = c[p.top] * 0.92
+            _limb(img, arm_top, split, end, x0, arm_w, swing, (sleeve, sleeve), skin)
+            continue
         _rect(img, torso_top + 0.01 * u, sleeve_end, x0, x0 + arm_w, c[p.top] * 0.92)
         _rect(img, sleeve_end, arm_end, x0 + 0.1 * arm_w, x0 + 0.9 * arm_w, skin)
 
@@ -447,7 +576,12 @@ def _person(img: np.ndarray, p: Identity, view: int, top: float, feet: float, cx
         texture,
         period,
     )
-    if side:  # the near arm in front of the torso
+    if side and strides is not None:  # the near arm, swinging with the far leg
+        x0, sleeve = arms[0], c[p.top] * 0.85
+        top_arm = torso_top + 0.01 * u
+        swing = 0.8 * strides[0][0]
+        _limb(img, top_arm, sleeve_end, arm_end, x0, arm_w, swing, (sleeve, sleeve), skin * 0.9)
+    elif side:  # the near arm in front of the torso
         x0 = arms[0]
         _rect(img, torso_top + 0.01 * u, sleeve_end, x0, x0 + arm_w, c[p.top] * 0.85)
         _rect(img, sleeve_end, arm_end, x0 + 0.1 * arm_w, x0 + 0.9 * arm_w, skin * 0.9)
@@ -581,11 +715,9 @@ def render(
             _rect(img, height * rng.uniform(0.0, 0.3), height, x, x + 0.5 * width, colour)
 
     # Camera: light and colour cast, resolution loss, blur, sensor noise.
-    ref = height / 128.0
     gain = camera.brightness * rng.uniform(0.92, 1.08) * camera.cast
     img = img * gain.astype(np.float32)
-    img = _downscale_upscale(img, max(1, int(round(camera.downscale * ref))))
-    img = _blur(img, np.sqrt(0.5 * camera.blur) * ref)
+    img = _optics(img, camera)
     if camera.noise > 0:
         img = img + rng.normal(0.0, camera.noise, img.shape).astype(np.float32)
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return _to_uint8(img)

@@ -20,6 +20,19 @@ and identity-level like Market-1501's annotations; distractors have theirs too).
 derived from the identity already drawn for the picture: adding them (version 1.1.0)
 changed no pixel.
 
+Video configs (``video``, ``video_tiny``; added within version 1.1.0, the image configs
+unchanged) follow MARS: every frame is an example with ``tracklet_id`` (0..n-1 within a
+split, in the order written) and ``frame_id`` (0..T-1), frames written in temporal order,
+a tracklet's frames one after the other. A tracklet is one person walking in one camera
+(:func:`tracklet_render.render_tracklet`: fixed background and viewpoint, gait, drift, sometimes a
+passing occluder). The identity and camera rules are those of the images, per tracklet:
+``train`` holds every tracklet of the training identities; ``query`` one tracklet per
+(test identity, camera) for a random proper subset of its cameras; ``gallery`` every other
+test tracklet plus distractor tracklets (``person_id == 0``, a fresh random person each)
+and junk tracklets (``person_id == -1``: bad detections, mostly background or a body
+part, as MARS's junk). Frame files are named ``<pid>_c<cam>_t<tracklet>_f<frame>.png``.
+The people are those of the image configs with the same seed (same identity stream).
+
 Multi-domain configs render K domains, each with its own style family (backgrounds,
 lighting, colour casts, body proportions, camera count) and its own identities, into
 splits ``train_d{k}``, ``query_d{k}``, ``gallery_d{k}`` with ``domain == "synthetic_d{k}"``.
@@ -41,7 +54,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from data_builders import common
-from data_builders.synthetic_persons import render
+from data_builders.synthetic_persons import render, tracklet_render
 
 # The attributes every example carries, in order (see `attributes`).
 ATTRIBUTE_NAMES = (
@@ -61,6 +74,8 @@ DARK_COLOURS = (render.COLOUR_NAMES.index("black"), render.COLOUR_NAMES.index("n
 # First entries after (seed, domain) of every generator's seed, so that no two streams
 # of random numbers (a camera, a person, a layout, an image) can coincide.
 _CAMERA, _IDENTITY, _LAYOUT, _IMAGE, _DISTRACTOR = range(5)
+# The video configs' own streams: their layout, their tracklets, their junk people.
+_VIDEO_LAYOUT, _TRACKLET, _JUNK = range(5, 8)
 
 
 @dataclasses.dataclass(eq=False)
@@ -79,8 +94,13 @@ class SyntheticPersonsConfig(tfds.core.BuilderConfig):
     height: int = 128
     width: int = 64
     num_domains: int = 1
-    num_distractors: int = 400
+    num_distractors: int = 400  # images, or tracklets in a video config
     seed: int = 0
+    # Video configs: MARS-style tracklets instead of single images.
+    video: bool = False
+    tracklets_per_id_per_cam: tuple[int, int] = (1, 2)  # inclusive range
+    frames_per_tracklet: tuple[int, int] = (8, 16)  # inclusive range
+    num_junk: int = 0  # junk tracklets (person_id -1) in the gallery
 
 
 class Item(NamedTuple):
@@ -90,6 +110,16 @@ class Item(NamedTuple):
     camera_id: int
     index: int  # the person's image number (the distractor number for person 0)
     label: int  # -1 outside training splits
+
+
+class Tracklet(NamedTuple):
+    """One tracklet to render: who, which camera, which of that person's tracklets."""
+
+    person_id: int  # 0 for a distractor, -1 for junk
+    camera_id: int
+    index: int  # the person's tracklet number (the distractor / junk number for 0 / -1)
+    label: int  # -1 outside training splits
+    num_frames: int
 
 
 def num_cameras(config: SyntheticPersonsConfig, domain: int) -> int:
@@ -114,6 +144,30 @@ def file_name(config: SyntheticPersonsConfig, domain: int, item: Item) -> str:
     return f"{prefix}{item.person_id:05d}_c{item.camera_id}_{item.index:04d}.png"
 
 
+def tracklet_file_name(
+    config: SyntheticPersonsConfig, domain: int, tracklet: Tracklet, frame: int
+) -> str:
+    """A unique name per frame, MARS-like: ``<pid>_c<cam>_t<tracklet>_f<frame>.png``.
+
+    The person id has five characters with its sign: ``00012``, ``00000`` (distractor),
+    ``-0001`` (junk).
+    """
+    prefix = f"d{domain}/" if config.num_domains > 1 else ""
+    t = tracklet
+    return f"{prefix}{t.person_id:05d}_c{t.camera_id}_t{t.index:04d}_f{frame:03d}.png"
+
+
+def _camera_range(config: SyntheticPersonsConfig, domain: int) -> tuple[int, int, int]:
+    """(cameras of the domain, fewest and most cameras per identity)."""
+    cams = num_cameras(config, domain)
+    if cams < 2:
+        raise common.DatasetError(f"synthetic_persons: domain {domain} needs >= 2 cameras.")
+    # Every identity is seen by two cameras or more, as in Market-1501.
+    hi_c = max(2, min(config.cameras_per_id[1], cams))
+    lo_c = max(2, min(config.cameras_per_id[0], hi_c))
+    return cams, lo_c, hi_c
+
+
 def plan(config: SyntheticPersonsConfig, domain: int) -> dict[str, list[Item]]:
     """Lays out one domain's images into its train, query and gallery splits.
 
@@ -124,12 +178,7 @@ def plan(config: SyntheticPersonsConfig, domain: int) -> dict[str, list[Item]]:
     Returns:
       split name -> the items of that split, in a fixed order.
     """
-    cams = num_cameras(config, domain)
-    if cams < 2:
-        raise common.DatasetError(f"synthetic_persons: domain {domain} needs >= 2 cameras.")
-    # Every identity is seen by two cameras or more, as in Market-1501.
-    hi_c = max(2, min(config.cameras_per_id[1], cams))
-    lo_c = max(2, min(config.cameras_per_id[0], hi_c))
+    cams, lo_c, hi_c = _camera_range(config, domain)
     lo_n, hi_n = config.images_per_id_per_cam
     first = 1 + domain * (config.num_train_ids + config.num_test_ids)
     train_name, query_name, gallery_name = split_names(config, domain)
@@ -160,6 +209,63 @@ def plan(config: SyntheticPersonsConfig, domain: int) -> dict[str, list[Item]]:
     return splits
 
 
+def plan_tracklets(config: SyntheticPersonsConfig, domain: int) -> dict[str, list[Tracklet]]:
+    """Lays out one domain's tracklets into its train, query and gallery splits.
+
+    The rules of :func:`plan`, per tracklet: each identity is seen by two cameras or
+    more, with ``tracklets_per_id_per_cam`` tracklets in each; a test identity's first
+    tracklet in each of a random proper subset of its cameras is a query.
+
+    Args:
+      config: a video build config.
+      domain: 0-based domain index.
+
+    Returns:
+      split name -> the tracklets of that split, in the order they are written.
+    """
+    cams, lo_c, hi_c = _camera_range(config, domain)
+    lo_t, hi_t = config.tracklets_per_id_per_cam
+    lo_f, hi_f = config.frames_per_tracklet
+    if not 1 <= lo_t <= hi_t or not 1 <= lo_f <= hi_f:
+        raise common.DatasetError(
+            "synthetic_persons: tracklets_per_id_per_cam and frames_per_tracklet must be "
+            f"ranges (lo, hi) with 1 <= lo <= hi; got {config.tracklets_per_id_per_cam} and "
+            f"{config.frames_per_tracklet}."
+        )
+    first = 1 + domain * (config.num_train_ids + config.num_test_ids)
+    train_name, query_name, gallery_name = split_names(config, domain)
+    splits: dict[str, list[Tracklet]] = {train_name: [], query_name: [], gallery_name: []}
+
+    for k in range(config.num_train_ids + config.num_test_ids):
+        pid = first + k
+        rng = np.random.default_rng([config.seed, domain, _VIDEO_LAYOUT, pid])
+        id_cams = np.sort(rng.choice(cams, int(rng.integers(lo_c, hi_c + 1)), replace=False))
+        counts = rng.integers(lo_t, hi_t + 1, size=len(id_cams))
+        tracks = [(int(c), n) for c, count in zip(id_cams, counts) for n in range(int(count))]
+        lengths = rng.integers(lo_f, hi_f + 1, size=len(tracks))
+        if k < config.num_train_ids:
+            splits[train_name] += [
+                Tracklet(pid, c, i, k, int(t)) for i, ((c, _), t) in enumerate(zip(tracks, lengths))
+            ]
+            continue
+        # At least one camera keeps all its tracklets in the gallery: the cross-camera match.
+        query_cams = set(
+            int(c) for c in rng.choice(id_cams, int(rng.integers(1, len(id_cams))), replace=False)
+        )
+        for i, ((c, n), t) in enumerate(zip(tracks, lengths)):
+            split = query_name if (c in query_cams and n == 0) else gallery_name
+            splits[split].append(Tracklet(pid, c, i, -1, int(t)))
+
+    rng = np.random.default_rng([config.seed, domain, _VIDEO_LAYOUT, 0])
+    for pid, count in ((0, config.num_distractors), (-1, config.num_junk)):
+        where = rng.integers(cams, size=count)
+        lengths = rng.integers(lo_f, hi_f + 1, size=count)
+        splits[gallery_name] += [
+            Tracklet(pid, int(c), j, -1, int(t)) for j, (c, t) in enumerate(zip(where, lengths))
+        ]
+    return splits
+
+
 def cameras(config: SyntheticPersonsConfig, domain: int) -> list[render.CameraStyle]:
     """The fixed camera styles of a domain."""
     style = render.domain_style(domain, config.num_domains)
@@ -177,6 +283,18 @@ def identity(config: SyntheticPersonsConfig, domain: int, item: Item) -> render.
         seed = [config.seed, domain, _IDENTITY, item.person_id]
     style = render.domain_style(domain, config.num_domains)
     return render.sample_identity(np.random.default_rng(seed), style)
+
+
+def tracklet_identity(
+    config: SyntheticPersonsConfig, domain: int, tracklet: Tracklet
+) -> render.Identity:
+    """The person a tracklet shows: the identity's, or a fresh random person for a
+    distractor (as :func:`identity`) or a junk tracklet (from its own stream)."""
+    if tracklet.person_id >= 0:
+        return identity(config, domain, Item(tracklet.person_id, 0, tracklet.index, -1))
+    style = render.domain_style(domain, config.num_domains)
+    rng = np.random.default_rng([config.seed, domain, _JUNK, 0, tracklet.index])
+    return render.sample_identity(rng, style)
 
 
 def attributes(person: render.Identity) -> np.ndarray:
@@ -215,6 +333,39 @@ def render_item(
     person = identity(config, domain, item)
     rng = np.random.default_rng([config.seed, domain, _IMAGE, item.person_id, item.index])
     return render.render(person, camera_styles[item.camera_id], rng, config.height, config.width)
+
+
+def render_tracklet_item(
+    config: SyntheticPersonsConfig,
+    domain: int,
+    tracklet: Tracklet,
+    camera_styles: list[render.CameraStyle] | None = None,
+) -> list[np.ndarray]:
+    """Renders one planned tracklet as ``num_frames`` uint8 (height, width, 3) arrays.
+
+    Args:
+      config: the build config.
+      domain: the tracklet's domain.
+      tracklet: from :func:`plan_tracklets`.
+      camera_styles: :func:`cameras` of the domain (computed when not given).
+    """
+    if camera_styles is None:
+        camera_styles = cameras(config, domain)
+    person = tracklet_identity(config, domain, tracklet)
+    junk = tracklet.person_id < 0
+    if junk:
+        seed = [config.seed, domain, _JUNK, 1, tracklet.index]
+    else:
+        seed = [config.seed, domain, _TRACKLET, tracklet.person_id, tracklet.index]
+    return tracklet_render.render_tracklet(
+        person,
+        camera_styles[tracklet.camera_id],
+        np.random.default_rng(seed),
+        config.height,
+        config.width,
+        tracklet.num_frames,
+        junk=junk,
+    )
 
 
 def encode_png(image: np.ndarray) -> io.BytesIO:
@@ -279,23 +430,86 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             num_domains=4,
             num_distractors=6,
         ),
+        SyntheticPersonsConfig(
+            name="video",
+            description=(
+                "Tracklets of 150 + 150 identities, 6 cameras, 1-2 tracklets per identity "
+                "and camera, 8-16 frames, 128x64: the video demo dataset."
+            ),
+            num_train_ids=150,
+            num_test_ids=150,
+            cameras_per_id=(2, 6),
+            num_distractors=60,
+            video=True,
+            tracklets_per_id_per_cam=(1, 2),
+            frames_per_tracklet=(8, 16),
+            num_junk=20,
+        ),
+        SyntheticPersonsConfig(
+            name="video_tiny",
+            description="Tracklets of 8 + 8 identities, 4 cameras, 4-8 frames, 64x32: for tests.",
+            num_train_ids=8,
+            num_test_ids=8,
+            cameras_per_id=(2, 4),
+            num_cameras=4,
+            height=64,
+            width=32,
+            num_distractors=3,
+            video=True,
+            tracklets_per_id_per_cam=(1, 2),
+            frames_per_tracklet=(4, 8),
+            num_junk=2,
+        ),
     ]
     DEFAULT_CONFIG_NAME = "default"
 
     def _info(self) -> tfds.core.DatasetInfo:
+        video = self.builder_config.video
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
-            features=common.reid_features("png", num_attributes=len(ATTRIBUTE_NAMES)),
+            features=common.reid_features(
+                "png", video=video, num_attributes=len(ATTRIBUTE_NAMES)
+            ),
+            # Video splits keep the order written (tracklet by tracklet, frames in order);
+            # image splits are shuffled by key as before.
+            disable_shuffling=video,
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict:
         del dl_manager  # nothing to download
+        config = self.builder_config
         generators = {}
-        for domain in range(self.builder_config.num_domains):
-            for split, items in plan(self.builder_config, domain).items():
+        for domain in range(config.num_domains):
+            if config.video:
+                for split, tracklets in plan_tracklets(config, domain).items():
+                    generators[split] = self._generate_tracklets(domain, tracklets)
+                continue
+            for split, items in plan(config, domain).items():
                 generators[split] = self._generate_examples(domain, items)
         return generators
+
+    def _generate_tracklets(
+        self, domain: int, tracklets: list[Tracklet]
+    ) -> Iterator[tuple[int, dict]]:
+        """Every frame of every tracklet, in order; the key is the frame's position."""
+        config = self.builder_config
+        styles = cameras(config, domain)
+        name = domain_name(config, domain)
+        key = 0
+        for tracklet_id, t in enumerate(tracklets):
+            person_attributes = attributes(tracklet_identity(config, domain, t))
+            for frame_id, frame in enumerate(render_tracklet_item(config, domain, t, styles)):
+                file_name = tracklet_file_name(config, domain, t, frame_id)
+                yield (
+                    key,
+                    common.make_example(
+                        encode_png(frame), t.person_id, t.camera_id, file_name, name,
+                        label=t.label, tracklet_id=tracklet_id, frame_id=frame_id,
+                        attributes=person_attributes,
+                    ),
+                )
+                key += 1
 
     def _generate_examples(self, domain: int, items: list[Item]) -> Iterator[tuple[str, dict]]:
         config = self.builder_config

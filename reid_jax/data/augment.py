@@ -117,18 +117,25 @@ def color_jitter(
     return jnp.clip(img, 0.0, 1.0)
 
 
-def augment_batch(rng: jax.Array, images: jax.Array, cfg: Mapping[str, Any]) -> jax.Array:
+def augment_batch(
+    rng: jax.Array, images: jax.Array, cfg: Mapping[str, Any], clip_len: int = 1
+) -> jax.Array:
     """Applies the configured augmentations to a uint8 NHWC batch; returns normalised float32.
 
     Args:
       rng: one key for the whole batch.
       images: uint8 [N,H,W,3].
+      clip_len: consecutive pictures that are the frames of one clip and get the same
+        draw (flip, crop, erased box, jitter), as TKP's spatial transforms, whose
+        parameters are drawn once per clip (guxinqian/TKP utils/video_loader.py:95).
       cfg: config.aug as a dict: flip (prob), pad (pixels), translate (fraction),
         erasing (prob) with
         erasing_max_area / erasing_aspect / erasing_tries / erasing_fill, color_jitter
         (strength, 0 = off).
     """
-    keys = jax.random.split(rng, images.shape[0])
+    keys = jax.random.split(rng, images.shape[0] // clip_len)
+    if clip_len > 1:
+        keys = jnp.repeat(keys, clip_len, axis=0)
 
     def one(key: jax.Array, img: jax.Array) -> jax.Array:
         k_cj, k_flip, k_crop, k_erase = jax.random.split(key, 4)

@@ -47,6 +47,8 @@ class ReidData:
         unknown); None when no part has it or their M differ.
       tracklet_ids: [N] tracklet of each frame, made disjoint across parts (video
         datasets); -1 for single pictures.
+      frame_ids: [N] position of each frame in its tracklet (video datasets); -1 for
+        single pictures.
     """
 
     name: str
@@ -59,6 +61,7 @@ class ReidData:
     file_names: list[str]
     attributes: np.ndarray | None = None
     tracklet_ids: np.ndarray | None = None
+    frame_ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -104,9 +107,10 @@ def _builder(dataset: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
 
 def _read_metadata(
     raw: object, with_attributes: bool, with_tracklets: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray | None, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray | None, np.ndarray,
+           np.ndarray]:
     n = len(raw)
-    pids, labels, cams, names, attrs, tracklets = [], [], [], [], [], []
+    pids, labels, cams, names, attrs, tracklets, frames = [], [], [], [], [], [], []
     for start in range(0, n, _META_CHUNK):
         for ex in raw.__getitems__(list(range(start, min(n, start + _META_CHUNK)))):
             pids.append(ex["person_id"])
@@ -117,9 +121,11 @@ def _read_metadata(
             if with_attributes:
                 attrs.append(ex["attributes"])
             tracklets.append(ex["tracklet_id"] if with_tracklets else -1)
+            frames.append(ex["frame_id"] if with_tracklets else -1)
     as_i32 = lambda v: np.asarray(v, dtype=np.int32)  # noqa: E731
     attributes = np.asarray(attrs, np.int8).reshape(n, -1) if with_attributes else None
-    return as_i32(pids), as_i32(labels), as_i32(cams), names, attributes, as_i32(tracklets)
+    return (as_i32(pids), as_i32(labels), as_i32(cams), names, attributes, as_i32(tracklets),
+            as_i32(frames))
 
 
 def _merge_attributes(parts: list[np.ndarray | None], sizes: list[int]) -> np.ndarray | None:
@@ -151,7 +157,7 @@ def open_data(
         raise errors.ReidError("no (dataset, split) given; set config.data.train / query / gallery.")
     data_dir = data_dir or None
     parts, pids, labels, cams, doms, names, attrs, sizes = [], [], [], [], [], [], [], [0]
-    tracklets = []
+    tracklets, frames = [], []
     label_offset = tracklet_offset = 0
     for domain, (dataset, split) in enumerate(specs):
         builder = _builder(dataset, data_dir)
@@ -165,15 +171,15 @@ def open_data(
         chosen = sorted(builder.info.splits) if split == ALL else [split]
         for one in chosen:
             raw = builder.as_data_source(one, decoders={"image": tfds.decode.SkipDecoding()})
-            p, lab, c, fn, att, trk = _read_metadata(
+            p, lab, c, fn, att, trk, frm = _read_metadata(
                 raw, "attributes" in features, "tracklet_id" in features
             )
             if (trk >= 0).any():
                 trk = np.where(trk >= 0, trk + tracklet_offset, -1).astype(np.int32)
                 tracklet_offset = int(trk.max()) + 1
             parts.append(_Part(f"{dataset}:{one}", raw))
-            for out, value in ((tracklets, trk), (pids, p), (labels, lab), (cams, c),
-                               (attrs, att)):
+            for out, value in ((tracklets, trk), (frames, frm), (pids, p), (labels, lab),
+                               (cams, c), (attrs, att)):
                 out.append(value)
             doms.append(np.full(len(p), domain, np.int32))
             names.extend(fn)
@@ -196,6 +202,7 @@ def open_data(
         file_names=names,
         attributes=_merge_attributes(attrs, sizes[1:]),
         tracklet_ids=np.concatenate(tracklets),
+        frame_ids=np.concatenate(frames),
     )
 
 

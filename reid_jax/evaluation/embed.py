@@ -19,7 +19,8 @@ from reid_jax.data import augment, pipeline, sources
 
 
 def make_embed_fn(
-    model: nn.Module, mesh: jax.sharding.Mesh, feature: str = "neck_features", flip: bool = False
+    model: nn.Module, mesh: jax.sharding.Mesh, feature: str = "neck_features", flip: bool = False,
+    method: str | None = None, clip_len: int = 0,
 ) -> Callable[[Any, jax.Array], jax.Array]:
     """Returns jitted ``embed(variables, uint8 images) -> float32 features``.
 
@@ -28,13 +29,22 @@ def make_embed_fn(
       mesh: the device mesh; images are sharded along 'data', variables replicated.
       feature: which output to use ('neck_features' after BNNeck, 'features' before).
       flip: also embed the mirrored images and add the two features.
+      method: the model's entry point (video networks: 'images' or 'clips'); None =
+        ``__call__``.
+      clip_len: with ``method='clips'``: frames per clip; the images are clips folded
+        frame by frame and one feature per clip comes out.
     """
+    call: dict[str, Any] = {"train": False}
+    if method is not None:
+        call["method"] = method
+    if clip_len:
+        call["clip_len"] = clip_len
 
     def embed(variables: Any, images: jax.Array) -> jax.Array:
         x = augment.normalize(images)
-        f = model.apply(variables, x, train=False)[feature]
+        f = model.apply(variables, x, **call)[feature]
         if flip:
-            f = f + model.apply(variables, x[:, :, ::-1], train=False)[feature]
+            f = f + model.apply(variables, x[:, :, ::-1], **call)[feature]
         return f.astype(np.float32)
 
     return jax.jit(
@@ -62,17 +72,56 @@ def extract_features(
     desc: str = "embed",
     progress: bool = True,
     resize: str = "bilinear",
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Embeds every example of ``data`` once, in order.
+    """Embeds every example of ``data`` (or only ``rows``, in that order) once.
 
     Returns:
-      float32 [len(data), D] features on the host.
+      float32 [len(data) or len(rows), D] features on the host.
     """
     batch_size = eval_batch_size(batch_size, mesh)
-    num, loader = pipeline.eval_loader(data, batch_size, height, width, num_threads, resize)
+    num, loader = pipeline.eval_loader(data, batch_size, height, width, num_threads, resize,
+                                       rows)
+    return _collect(embed_fn, variables, loader, num, mesh, desc, progress)
+
+
+def _collect(
+    embed_fn: Callable[[Any, jax.Array], jax.Array], variables: Any, loader: Any, num: int,
+    mesh: jax.sharding.Mesh, desc: str, progress: bool,
+) -> np.ndarray:
+    """The features of the loader's batches, padding rows (mask False) dropped."""
     feats = []
     for batch in reporting.progress(loader, num, desc, progress):
         images = sharding.to_global({"image": batch["image"]}, mesh)["image"]
         f = np.asarray(jax.device_get(embed_fn(variables, images)))
         feats.append(f[batch["mask"]])
     return np.concatenate(feats, axis=0)
+
+
+def extract_clip_features(
+    embed_fn: Callable[[Any, jax.Array], jax.Array],
+    variables: Any,
+    data: sources.ReidData,
+    clips: np.ndarray,
+    mesh: jax.sharding.Mesh,
+    batch_size: int,
+    height: int,
+    width: int,
+    num_threads: int = 4,
+    desc: str = "embed clips",
+    progress: bool = True,
+    resize: str = "bilinear",
+) -> np.ndarray:
+    """Embeds every clip once, in order (``embed_fn`` from ``make_embed_fn(...,
+    method='clips', clip_len=T)``).
+
+    Args:
+      clips: [m, T] frame indices into ``data``.
+      batch_size: frames per batch (rounded to whole clips, a multiple of the devices).
+
+    Returns:
+      float32 [m, D] clip features on the host.
+    """
+    per_batch = eval_batch_size(max(1, batch_size // clips.shape[1]), mesh)
+    num, loader = pipeline.clip_loader(data, clips, per_batch, height, width, num_threads, resize)
+    return _collect(embed_fn, variables, loader, num, mesh, desc, progress)

@@ -17,11 +17,14 @@ evaluators from the config). An explicit dict maps names to evaluators:
   (``eval.single_shot_draws`` draws), the Market protocol on that subset (the
   "single-shot" CMC of the small benchmarks, e.g. CUHK01 in Ahmed et al. 2015); with a
   pair network it scores only identities x identities pairs.
-- ``video``: frames embedded, pooled per tracklet (``eval.video_pooling``), then the
-  Market-style protocol on tracklets (MARS and the other video builders).
+- ``video``: video-to-video: one feature per tracklet (a video network's clips
+  averaged, or an image network's frames pooled, ``eval.video_pooling``), then the
+  Market-style protocol on tracklets (MARS and the other video builders);
+- ``image_to_video``: the first frame of each query tracklet as a picture (TKP's image
+  network for TKP) against the gallery tracklets (``reid_jax/evaluation/video.py``).
 
 Distances come from features and ``eval.metric``, or from a pair network's own scores
-(``retrieval.Scorer``); every evaluator except ``video`` takes either.
+(``retrieval.Scorer``); every evaluator except the two video ones takes either.
 
 Every evaluator returns a flat dict of scalars (fractions in [0, 1]); ``splits`` also
 returns its per-split rows for the printed table.
@@ -57,6 +60,14 @@ class Evaluators:
         self.config = config
         self.mesh = mesh
         self._splits: dict[str, sources.ReidData] = {}
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per evaluation (one set of variables): what two evaluators
+        share, such as the gallery tracklets' features of V2V and I2V."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def split(self, spec: str) -> sources.ReidData:
         """The test split named by ``spec`` ('split' or 'dataset:split'), opened once."""
@@ -80,10 +91,14 @@ class Evaluators:
         Returns:
           {evaluator name: its results}.
         """
-        return {
-            name: EVALUATORS[name](self, model, variables, picture)
-            for name in self.config.eval.evaluators
-        }
+        self._memo = {}
+        try:
+            return {
+                name: EVALUATORS[name](self, model, variables, picture)
+                for name in self.config.eval.evaluators
+            }
+        finally:
+            self._memo = {}
 
 
 def _market(
@@ -174,38 +189,44 @@ def evaluate_single_shot(
     return {k: v for k, v in out.items() if np.isscalar(v)}
 
 
-def _tracklets(data: sources.ReidData, feats: np.ndarray, pooling: str) -> tuple[np.ndarray, ...]:
-    """(tracklet features, person ids, cameras) from frame features."""
-    if data.tracklet_ids is None or (data.tracklet_ids < 0).any():
+def _video_protocol(
+    ev: Evaluators, model: nn.Module, variables: Any, picture: str | None, queries: str,
+) -> dict[str, float]:
+    """V2V (``queries='tracklets'``) or I2V (``'first_frames'``) on data.query/gallery."""
+    c = ev.config
+    if pairs.is_pairwise(model):
         raise errors.ReidError(
-            f"{data.name} has no tracklet ids: the 'video' evaluator needs a video dataset "
-            "(mars, ilids_vid, prid2011_video, dukemtmc_video, ls_vid)."
-        )
-    ids, first, index = np.unique(data.tracklet_ids, return_index=True, return_inverse=True)
-    pooled = video.pool_tracklets(feats, index, pooling)
-    return pooled, data.person_ids[first], data.camera_ids[first]
+            "the video evaluators pool frame features; a pair network has none: use "
+            "eval.evaluators=('retrieval',) on frames or an embedding model.")
+    query, gallery = ev.split(c.data.query), ev.split(c.data.gallery)
+    if queries == "tracklets":
+        q = ev.memo(f"tracklets:{c.data.query}", lambda: video.embed_tracklets(
+            model, variables, query, c, ev.mesh, "embed query tracklets"))
+    else:
+        q = video.embed_first_frames(model, variables, query, c, ev.mesh, "embed query pictures")
+    g = ev.memo(f"tracklets:{c.data.gallery}", lambda: video.embed_tracklets(
+        model, variables, gallery, c, ev.mesh, "embed gallery tracklets"))
+    try:
+        res = video.evaluate_embedded(q, g, c)
+    except ValueError as e:
+        raise errors.ReidError(f"cannot evaluate {query.name} against {gallery.name}: {e}") from e
+    if picture and c.eval.num_ranked_queries > 0:
+        video.save_ranked_list(picture, q, g, query, gallery, c)
+    return retrieval.scalars(res)
 
 
 def evaluate_video(
     ev: Evaluators, model: nn.Module, variables: Any, picture: str | None
 ) -> dict[str, float]:
-    """Tracklet-to-tracklet retrieval: frame features pooled per tracklet."""
-    c = ev.config
-    if pairs.is_pairwise(model):
-        raise errors.ReidError(
-            "the 'video' evaluator pools frame features; a pair network has none: use "
-            "eval.evaluators=('retrieval',) on frames or an embedding model.")
-    query, gallery, _, qf, gf = _test_sets(ev, model, variables, " frames")
-    qt, q_pids, q_cams = _tracklets(query, qf, c.eval.video_pooling)
-    gt, g_pids, g_cams = _tracklets(gallery, gf, c.eval.video_pooling)
-    try:
-        res = video.evaluate_video(
-            qt, gt, q_pids, g_pids, q_cams, g_cams, metric=c.eval.metric,
-            max_rank=min(50, len(gt)),
-        )
-    except ValueError as e:
-        raise errors.ReidError(f"cannot evaluate {query.name} against {gallery.name}: {e}") from e
-    return retrieval.scalars(res)
+    """Video-to-video: query tracklets against gallery tracklets."""
+    return _video_protocol(ev, model, variables, picture, "tracklets")
+
+
+def evaluate_image_to_video(
+    ev: Evaluators, model: nn.Module, variables: Any, picture: str | None
+) -> dict[str, float]:
+    """Image-to-video: each query tracklet's first frame against gallery tracklets."""
+    return _video_protocol(ev, model, variables, picture, "first_frames")
 
 
 EVALUATORS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -214,6 +235,7 @@ EVALUATORS: dict[str, Callable[..., dict[str, Any]]] = {
     "cuhk03_classic": evaluate_cuhk03_classic,
     "single_shot": evaluate_single_shot,
     "video": evaluate_video,
+    "image_to_video": evaluate_image_to_video,
 }
 
 

@@ -252,20 +252,30 @@ def load(path: str) -> dict[str, Any]:
     return flax.traverse_util.unflatten_dict(flat)
 
 
-def backbone_prefix(params: Mapping[str, Any]) -> tuple[str, ...]:
-    """The path of the first submodule named 'backbone' in a parameter tree.
+def backbone_prefixes(params: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """The paths of the submodules named 'backbone' in a parameter tree, shallowest first
+    (not looking inside a backbone).
 
-    ``ReIDNet`` / ``PartNet``: ('backbone',); M3L's ``M3LNet``: ('trunk', 'backbone').
+    ``ReIDNet`` / ``PartNet``: [('backbone',)]; M3L's ``M3LNet``: [('trunk', 'backbone')];
+    TKP's two networks: [('image_net', 'backbone'), ('video_net', 'backbone')].
     """
+    found = []
     queue: list[tuple[tuple[str, ...], Mapping[str, Any]]] = [((), params)]
     while queue:
         path, node = queue.pop(0)
         for key, child in node.items():
             if key == "backbone":
-                return (*path, key)
-            if isinstance(child, Mapping):
+                found.append((*path, key))
+            elif isinstance(child, Mapping):
                 queue.append(((*path, key), child))
-    raise errors.ReidError("the model has no 'backbone' submodule to load weights into.")
+    if not found:
+        raise errors.ReidError("the model has no 'backbone' submodule to load weights into.")
+    return found
+
+
+def backbone_prefix(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The path of the first submodule named 'backbone' (``backbone_prefixes``)."""
+    return backbone_prefixes(params)[0]
 
 
 def source_key(collection: str, rel: tuple[str, ...], loaded: Mapping) -> tuple[str, ...] | None:
@@ -308,7 +318,8 @@ def load_into(
         path: directory written by `save` / `import_torch`.
         params: the model's params (e.g. of a `ReIDNet`); not modified.
         batch_stats: the model's batch_stats; not modified.
-        prefix: the backbone's path in the tree; None finds it (`backbone_prefix`).
+        prefix: the backbone's path in the tree; None: every backbone of the model
+            (`backbone_prefixes`; TKP's image and video networks both start from it).
 
     Returns:
         (params, batch_stats) with every backbone leaf taken from the file, except
@@ -321,7 +332,7 @@ def load_into(
             converted tensor the model has no place for.
     """
     loaded = flax.traverse_util.flatten_dict(load(path))
-    prefix = tuple(prefix) if prefix is not None else backbone_prefix(params)
+    prefixes = [tuple(prefix)] if prefix is not None else backbone_prefixes(params)
     out = {
         "params": flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(params))),
         "batch_stats": flax.traverse_util.flatten_dict(flax.core.unfreeze(dict(batch_stats))),
@@ -329,7 +340,8 @@ def load_into(
     used = set()
     for collection, flat in out.items():
         for key, value in flat.items():
-            if key[:len(prefix)] != prefix:
+            prefix = next((p for p in prefixes if key[:len(p)] == p), None)
+            if prefix is None:
                 continue
             rel = key[len(prefix):]
             try:

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from reid_jax import vectors
 from reid_jax.models import attributes as attr_heads
-from reid_jax.models import heads, ianet, pairwise, parts, resnet, rpp
+from reid_jax.models import heads, ianet, pairwise, parts, resnet, rpp, video
 from reid_jax.models import non_local as nl_block
 from reid_jax.models import verification as verif_head
 
@@ -219,6 +219,7 @@ class ReIDNet(nn.Module):
 
 MODELS: dict[str, type[nn.Module]] = {
     "reid_net": ReIDNet, "part_net": parts.PartNet, **pairwise.PAIR_MODELS,
+    **video.VIDEO_MODELS,
 }
 
 

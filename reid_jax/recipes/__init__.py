@@ -84,10 +84,10 @@ class Card:
 
 def cards() -> dict[str, Card]:
     """Every card, by config."""
-    from reid_jax.recipes import clustering, dg, pairwise, supervised
+    from reid_jax.recipes import clustering, dg, pairwise, supervised, video
 
     out: dict[str, Card] = {}
-    for module in (supervised, clustering, dg, pairwise):
+    for module in (supervised, clustering, dg, pairwise, video):
         for card in module.CARDS:
             out[card.config] = card
     return out

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from reid_jax import errors
+from reid_jax import config_schema, errors
 from reid_jax.data import augment
 
 
@@ -62,7 +62,8 @@ def apply_train(
     x = images.reshape(groups, bn_group_size, *images.shape[1:])
     keys = jax.random.split(rng, groups) if rng is not None else None
     out, new_vars = jax.vmap(apply)(x, keys)
-    out = jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
+    # Outputs per picture, or per clip for a video network: the groups' rows, in order.
+    out = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), out)
     return out, jax.tree.map(lambda a: jnp.mean(a, axis=0), new_vars["batch_stats"])
 
 
@@ -108,25 +109,33 @@ class Forward:
       model: the network.
       aug: config.aug as a dict (``reid_jax/data/augment.py``).
       bn_group_size: ``train.bn_group_size``.
+      clip_len: video networks: frames per clip (the batch holds clips folded frame by
+        frame, augmented clip by clip and passed to the model as ``clip_len``); 0 for
+        picture networks.
     """
 
     model: nn.Module
     aug: dict
     bn_group_size: int = 0
+    clip_len: int = 0
 
     @classmethod
     def from_config(cls, model: nn.Module, config: ml_collections.ConfigDict) -> Forward:
         """The forward of ``model`` as ``config.aug`` and ``config.train`` say."""
-        return cls(model, config.aug.to_dict(), config.train.bn_group_size)
+        clip_len = config.data.clip_len if config.model.name in config_schema.VIDEO_MODELS else 0
+        return cls(model, config.aug.to_dict(), config.train.bn_group_size, clip_len)
 
     def augment(self, rng: jax.Array, step: jax.Array, images: jax.Array) -> jax.Array:
         """The batch's augmented, normalised pictures, from the step's own key."""
-        return augment.augment_batch(jax.random.fold_in(rng, step), images, self.aug)
+        return augment.augment_batch(jax.random.fold_in(rng, step), images, self.aug,
+                                     max(1, self.clip_len))
 
     def __call__(
         self, params: Any, batch_stats: Any, images: jax.Array, rng: jax.Array | None = None,
         **kwargs: Any,
     ) -> tuple[dict, Any]:
         """``apply_train`` with this forward's BatchNorm groups (``rng``: dropout key)."""
+        if self.clip_len:
+            kwargs = {"clip_len": self.clip_len, **kwargs}
         return apply_train(self.model, params, batch_stats, images, self.bn_group_size, rng,
                            **kwargs)

@@ -149,6 +149,9 @@ def load_run(
 ) -> tuple[dict, dict, dict[str, int]]:
     """Copies the weights of ``workdir``'s newest checkpoint into a freshly initialised model.
 
+    Every backbone of the new model (TKP has two) takes the earlier run's backbone, or,
+    from a run with the same networks, its own.
+
     Args:
       workdir: the earlier run's workdir (it holds ``checkpoints/``).
       params: the new network's parameters; not modified.
@@ -165,7 +168,7 @@ def load_run(
     """
     old, step = _read_latest(workdir)
     src_prefix = load_torch.backbone_prefix(old["params"])
-    dst_prefix = load_torch.backbone_prefix(params)
+    dst_prefixes = load_torch.backbone_prefixes(params)  # TKP: its two networks' backbones
     n = len(src_prefix)
     # Backbone tensors of the earlier run by (collection, path below its backbone).
     below = {
@@ -181,8 +184,11 @@ def load_run(
         for key, value in flat_new.items():
             if not with_classifier and any(k in CLASSIFIER_LEAVES for k in key):
                 continue
-            in_backbone = key[:len(dst_prefix)] == dst_prefix
-            if in_backbone:  # by its path below the backbone (a BIN layer takes a BatchNorm)
+            dst_prefix = next((p for p in dst_prefixes if key[:len(p)] == p), None)
+            in_backbone = dst_prefix is not None
+            if in_backbone and key in flat_old and len(dst_prefixes) > 1:
+                source, tensor = key, flat_old[key]  # the same network of a run like this one
+            elif in_backbone:  # by its path below the backbone (a BIN layer takes a BatchNorm)
                 try:
                     found = load_torch.source_key(collection, key[len(dst_prefix):], below)
                 except KeyError:

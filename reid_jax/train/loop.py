@@ -139,24 +139,32 @@ def check_finite(state: Any) -> None:
         )
 
 
+OTHER_EVALUATORS = "other_evaluators"  # eval_before_training.json: the later evaluators
+
+
 def _before_training(
     evals: evaluators.Evaluators, trainer: Trainer, state: Any, config: ml_collections.ConfigDict,
     workdir: str, start_epoch: int,
-) -> dict | None:
-    """The untrained model's results, computed once per workdir and kept in a JSON file."""
+) -> tuple[dict | None, dict[str, dict]]:
+    """The untrained model's results, computed once per workdir and kept in a JSON file:
+    the first evaluator's scalars, and {name: scalars} of the other evaluators."""
     if not config.eval.before_training:
-        return None
+        return None, {}
     path = os.path.join(workdir, "eval_before_training.json")
     if os.path.exists(path):
         with open(path) as f:
-            return json.load(f)
+            before = json.load(f)
+        return before, before.pop(OTHER_EVALUATORS, {})
     if start_epoch > 0:
-        return None
+        return None, {}
     results = evals(trainer.model, trainer.eval_variables(state))
-    before = {k: v for k, v in evaluators.primary(results).items() if k != "rows"}
+    scalars = {name: {k: v for k, v in res.items() if np.isscalar(v)}
+               for name, res in results.items()}
+    first = next(iter(scalars))
+    others = {name: res for name, res in scalars.items() if name != first}
     with open(path, "w") as f:
-        json.dump(before, f)
-    return before
+        json.dump({**scalars[first], OTHER_EVALUATORS: others}, f)
+    return scalars[first], others
 
 
 def _run_epoch(
@@ -211,7 +219,8 @@ def train(
     """Trains (resuming from ``workdir`` if it holds a checkpoint), then evaluates.
 
     Returns:
-      {'before': the untrained model's results or None, 'after': the first evaluator's
+      {'before': the untrained model's results or None (the first evaluator's;
+      'before_evaluations': the others'), 'after': the first evaluator's
       final results, 'evaluations': every evaluator's, 'paths', 'state',
       'train_seconds', 'epochs_done', 'rounds': the logged per-epoch stats}.
     """
@@ -233,7 +242,8 @@ def train(
     elif trainer.start is not None:
         state = trainer.start(state)
     paths = reporting.run_paths(workdir, writer, mngr.directory)
-    before = _before_training(evals, trainer, state, config, workdir, start_epoch)
+    before, before_others = _before_training(evals, trainer, state, config, workdir,
+                                             start_epoch)
     if before is not None:
         writer.write(0, before, prefix="eval_before/")
 
@@ -282,6 +292,7 @@ def train(
             os.path.join(workdir, "cluster_rounds.png"), title=f"{config.trainer}: clusters")
     return {
         "before": before,
+        "before_evaluations": before_others,
         "before_label": before_label(config),
         "after": evaluators.primary(results),
         "best": best,

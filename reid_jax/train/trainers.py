@@ -16,7 +16,18 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from reid_jax.train import cap, cluster_contrast, m3l, metabin, mmt, pairwise, pplr, supervised
+from reid_jax.train import (
+    cap,
+    cluster_contrast,
+    m3l,
+    metabin,
+    mmt,
+    pairwise,
+    pplr,
+    supervised,
+    tkp,
+    video,
+)
 
 TRAINERS: dict[str, ModuleType] = {
     "supervised": supervised,
@@ -27,4 +38,6 @@ TRAINERS: dict[str, ModuleType] = {
     "metabin": metabin,
     "m3l": m3l,
     "pairwise": pairwise,
+    "video": video,
+    "tkp": tkp,
 }

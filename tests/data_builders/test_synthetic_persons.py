@@ -1,14 +1,17 @@
-"""synthetic_persons builder: builds ``tiny`` and ``multidomain_tiny`` and reads them back."""
+"""synthetic_persons builder: builds ``tiny``, ``multidomain_tiny`` and ``video_tiny`` and
+reads them back."""
 
 from __future__ import annotations
 
 import collections
+import hashlib
+import re
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from data_builders.synthetic_persons import render
+from data_builders.synthetic_persons import render, tracklet_render
 from data_builders.synthetic_persons import synthetic_persons_dataset_builder as sp
 
 
@@ -42,6 +45,11 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def multidomain(tmp_path_factory):
     return read(build("multidomain_tiny", str(tmp_path_factory.mktemp("multi"))))
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return read(build("video_tiny", str(tmp_path_factory.mktemp("video_a"))))
 
 
 def test_splits_and_identities(tiny):
@@ -177,3 +185,189 @@ def test_attribute_definitions():
     np.testing.assert_array_equal(by_name["shorts"], [p.shorts for p in people])
     # Every attribute occurs and is not universal: each is something to learn.
     assert ((got.mean(0) > 0.1) & (got.mean(0) < 0.9)).all()
+
+
+# ---------------------------------------------------------------------------- images unchanged
+
+# sha256 over the pixels of every ``tiny`` image in plan order, recorded with the renderer
+# as it was before the video configs (gait and tracklets) were added. Pure NumPy (no BLAS).
+TINY_PIXELS_SHA256 = "0084b4352b2243856aa23428ca63ca43a3435e2b5130d1a19de141056e5e77ef"
+
+
+def test_image_pixels_unchanged_by_video_rendering():
+    cfg = config("tiny")
+    styles = sp.cameras(cfg, 0)
+    digest = hashlib.sha256()
+    for items in sp.plan(cfg, 0).values():
+        for item in items:
+            digest.update(sp.render_item(cfg, 0, item, styles).tobytes())
+    assert digest.hexdigest() == TINY_PIXELS_SHA256
+
+
+def test_gait_is_optional_and_moves_the_limbs():
+    style = render.domain_style(0, 1)
+    person = render.sample_identity(np.random.default_rng(3), style)
+
+    def draw(view, gait):
+        img = np.zeros((128, 64, 3), np.float32)
+        render._person(img, person, view, 10.0, 120.0, 32.0, gait=gait)
+        return img
+
+    for view in (render.FRONT, render.BACK, render.SIDE):
+        standing = np.zeros((128, 64, 3), np.float32)
+        render._person(standing, person, view, 10.0, 120.0, 32.0)
+        np.testing.assert_array_equal(standing, draw(view, None))
+        assert not np.array_equal(draw(view, np.pi / 2), draw(view, -np.pi / 2))
+
+
+# ---------------------------------------------------------------------------- video
+
+FRAME_NAME = re.compile(r"^(-?\d{4,})_c(\d+)_t(\d{4})_f(\d{3})\.png$")
+
+
+def tracklets(examples: list[dict]) -> list[list[dict]]:
+    """The frames of each tracklet, in stored order, checking that they are consecutive."""
+    out: list[list[dict]] = []
+    for e in examples:
+        if out and int(out[-1][0]["tracklet_id"]) == int(e["tracklet_id"]):
+            out[-1].append(e)
+        else:
+            out.append([e])
+    return out
+
+
+def test_video_tracklet_layout(video):
+    cfg = config("video_tiny")
+    lo, hi = cfg.frames_per_tracklet
+    assert set(video) == {"train", "query", "gallery"}
+    names = [e["file_name"].decode() for v in video.values() for e in v]
+    assert len(set(names)) == len(names)
+    for split, examples in video.items():
+        tracks = tracklets(examples)
+        # Contiguous ids in written order, each tracklet's frames together and in order.
+        assert [int(t[0]["tracklet_id"]) for t in tracks] == list(range(len(tracks))), split
+        for t in tracks:
+            assert [int(e["frame_id"]) for e in t] == list(range(len(t)))
+            assert lo <= len(t) <= hi
+            assert len({int(e["person_id"]) for e in t}) == 1
+            assert len({int(e["camera_id"]) for e in t}) == 1
+            assert len({int(e["label"]) for e in t}) == 1
+            for e in t:
+                assert e["image"].shape == (cfg.height, cfg.width, 3)
+                assert 0 <= int(e["camera_id"]) < cfg.num_cameras
+                assert e["domain"] == b"synthetic"
+                m = FRAME_NAME.match(e["file_name"].decode())
+                assert m, e["file_name"]
+                pid, cam, _, frame = map(int, m.groups())
+                assert (pid, cam, frame) == (
+                    int(e["person_id"]), int(e["camera_id"]), int(e["frame_id"])
+                )
+
+
+def test_video_identities_labels_and_queries(video):
+    cfg = config("video_tiny")
+    train_ids = ids(video["train"])
+    assert train_ids == set(range(1, cfg.num_train_ids + 1))
+    assert ids(video["query"]) == set(
+        range(cfg.num_train_ids + 1, cfg.num_train_ids + cfg.num_test_ids + 1)
+    )
+    assert ids(video["gallery"]) == ids(video["query"]) | {0, -1}
+    assert not train_ids & (ids(video["query"]) | ids(video["gallery"]))
+    # Labels 0..N-1 on train (one per identity), -1 elsewhere.
+    label_of = {int(e["person_id"]): int(e["label"]) for e in video["train"]}
+    assert sorted(label_of.values()) == list(range(cfg.num_train_ids))
+    assert all(label_of[int(e["person_id"])] == int(e["label"]) for e in video["train"])
+    assert all(int(e["label"]) == -1 for s in ("query", "gallery") for e in video[s])
+    # One query tracklet per (identity, camera), each with a cross-camera gallery match.
+    gallery = {(int(t[0]["person_id"]), int(t[0]["camera_id"])) for t in tracklets(video["gallery"])}
+    queries = collections.Counter(
+        (int(t[0]["person_id"]), int(t[0]["camera_id"])) for t in tracklets(video["query"])
+    )
+    assert max(queries.values()) == 1
+    for pid, cam in queries:
+        assert any(p == pid and c != cam for p, c in gallery), (pid, cam)
+    # Distractor and junk tracklets, in the gallery only.
+    kinds = collections.Counter(int(t[0]["person_id"]) for t in tracklets(video["gallery"]))
+    assert (kinds[0], kinds[-1]) == (cfg.num_distractors, cfg.num_junk)
+
+
+def test_video_attributes_follow_the_person(video):
+    cfg = config("video_tiny")
+    for examples in video.values():
+        for t in tracklets(examples):
+            e = t[0]
+            index = int(FRAME_NAME.match(e["file_name"].decode()).group(3))
+            planned = sp.Tracklet(int(e["person_id"]), int(e["camera_id"]), index, -1, len(t))
+            want = sp.attributes(sp.tracklet_identity(cfg, 0, planned))
+            for f in t:
+                np.testing.assert_array_equal(f["attributes"], want)
+
+
+def test_video_matches_the_plan(video):
+    cfg = config("video_tiny")
+    for split, planned in sp.plan_tracklets(cfg, 0).items():
+        stored = tracklets(video[split])
+        assert [(t.person_id, t.camera_id, t.num_frames) for t in planned] == [
+            (int(t[0]["person_id"]), int(t[0]["camera_id"]), len(t)) for t in stored
+        ]
+
+
+def test_video_deterministic(video, tmp_path):
+    again = read(build("video_tiny", str(tmp_path)))
+    assert again.keys() == video.keys()
+    for split, examples in video.items():
+        assert len(again[split]) == len(examples)
+        for a, b in zip(examples, again[split]):
+            assert a.keys() == b.keys()
+            for key in a:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{split} {key}")
+
+
+def mad(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def test_video_frames_move_but_stay_close(video):
+    consecutive, across = [], []
+    for examples in video.values():
+        people = [t for t in tracklets(examples) if int(t[0]["person_id"]) > 0]
+        for t in people:
+            frames = [e["image"] for e in t]
+            steps = [mad(a, b) for a, b in zip(frames, frames[1:])]
+            assert max(steps) > 0, t[0]["file_name"]  # gait and drift: frames differ
+            consecutive.append(np.mean(steps))
+        for i, a in enumerate(people):
+            for b in people[i + 1 :]:
+                same_cam = int(a[0]["camera_id"]) == int(b[0]["camera_id"])
+                if same_cam and int(a[0]["person_id"]) != int(b[0]["person_id"]):
+                    across.append(mad(a[0]["image"], b[0]["image"]))
+    assert len(across) > 10
+    assert np.mean(consecutive) < 0.5 * np.mean(across)
+
+
+def test_passing_occluder_covers_some_frames_only():
+    style = render.domain_style(0, 1)
+    for seed in range(50):
+        cam = render.sample_camera(np.random.default_rng([1, seed]), style, seed % 6)
+        rng = np.random.default_rng(seed)
+        num_frames = int(rng.integers(4, 17))
+        occluder = tracklet_render._occluder(cam, rng, 64, 32, num_frames)
+        covered = []
+        for t in range(num_frames):
+            img = np.full((64, 32, 3), -1.0, np.float32)
+            occluder.draw(img, t)
+            covered.append(bool((img >= 0).any()))
+        assert 0 < sum(covered) < num_frames, (seed, covered)
+
+
+def test_render_tracklet_shapes_and_junk():
+    style = render.domain_style(0, 1)
+    cam = render.sample_camera(np.random.default_rng(0), style, 0)
+    person = render.sample_identity(np.random.default_rng(1), style)
+    for junk in (False, True):
+        for seed in range(4):
+            frames = tracklet_render.render_tracklet(
+                person, cam, np.random.default_rng(seed), 64, 32, 5, junk=junk
+            )
+            assert len(frames) == 5
+            assert all(f.shape == (64, 32, 3) and f.dtype == np.uint8 for f in frames)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data_builders import registry
-from experiments import bot, cap, cluster_contrast, m3l, metabin, mmt, pplr
+from experiments import bot, cap, cluster_contrast, m3l, metabin, mmt, pplr, tkp, video
 from reid_jax import checkpoint, errors
 from reid_jax.models import load_torch
 from reid_jax.train import init, loop
@@ -16,7 +16,7 @@ from reid_jax.train import state as state_lib
 
 CONFIGS = {
     "supervised": bot, "cluster_contrast": cluster_contrast, "pplr": pplr, "cap": cap,
-    "mmt": mmt, "metabin": metabin, "m3l": m3l,
+    "mmt": mmt, "metabin": metabin, "m3l": m3l, "video": video, "tkp": tkp,
 }
 
 
@@ -36,6 +36,9 @@ def _nets(trainer, state):
     st = jax.device_get(state.train)
     if trainer == "mmt":
         return {k: (st.params[k], st.batch_stats[k]) for k in ("model", "model2")}
+    if trainer == "tkp":  # both networks start from the weights
+        return {k: (st.params["model"][k], st.batch_stats[k])
+                for k in ("image_net", "video_net")}
     return {"model": (st.params["model"], st.batch_stats)}
 
 
@@ -110,7 +113,9 @@ def test_init_from_run_reaches_the_backbone_and_neck(trainer, config, source_run
     runs = source_runs if trainer == "mmt" else source_runs[:1]
     built, _ = loop.build(config(trainer, **{"model.init_from_run": ",".join(runs)}))
     random, _ = loop.build(config(trainer))
-    for (name, (params, stats)), run in zip(_nets(trainer, built.state).items(), runs):
+    nets = _nets(trainer, built.state)
+    sources = runs if trainer == "mmt" else runs * len(nets)  # TKP: both from the one run
+    for (name, (params, stats)), run in zip(nets.items(), sources):
         src_params, src_stats = _run_weights(run)
         want = _below_backbone(src_params, src_stats)
         got = _below_backbone(params, stats)
@@ -123,6 +128,8 @@ def test_init_from_run_reaches_the_backbone_and_neck(trainer, config, source_run
                 assert not np.array_equal(value, fresh[key]) or key[-1] == "var", key
                 matched += 1
         assert matched == len(want)
+        if trainer == "tkp":  # its necks sit below its networks: only backbones are shared
+            continue
         # The neck's BatchNorm too (M3L's MetaBN neck sits at the same path); the
         # classifier is not copied by default (other identities).
         neck = _flat(params)[("neck", "bnneck", "scale")]
