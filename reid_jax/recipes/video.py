@@ -8,6 +8,7 @@ Modeling for Video-based Person ReID", 2018) and guxinqian/TKP @320ce80 (Gu et a
 from __future__ import annotations
 
 from reid_jax.recipes import Behaviour, Card, Fact
+from reid_jax.recipes.supervised import WEIGHTS
 
 GAO = "jiyanggao/Video-Person-ReID@dfe9a02"
 GM = f"{GAO} main_video_person_reid.py"
@@ -67,6 +68,7 @@ TAP = Card(
                   f"{GAO} models/ResNet.py:22", "the BoT head every other config uses"),
         Behaviour("MARS gallery", "query tracklets excluded", "mars/standard (queries "
                   "excluded)", f"{GAO} data_manager.py:51-52"),
+        WEIGHTS,
     ),
 )
 
@@ -144,6 +146,7 @@ TKP_CARD = Card(
         Behaviour("clip augmentation", "flip drawn once per clip", "the same "
                   "(augment.augment_batch clip_len)", f"{TKP} utils/video_loader.py:95; "
                   "spatial_transforms.py:291-303"),
+        WEIGHTS,
     ),
 )
 
