@@ -78,38 +78,21 @@ def eval_loader(
     data: sources.ReidData, batch_size: int, height: int, width: int, num_threads: int = 4,
     resize: str = "bilinear", rows: np.ndarray | None = None,
 ) -> tuple[int, Iterator[dict[str, np.ndarray]]]:
-    """Every example (or every one of ``rows``) once, in order, in fixed-size batches;
-    the last is padded.
+    """Every example (or every entry of ``rows``) once, in order, ``batch_size`` entries
+    per batch; the last batch is padded with entry 0.
+
+    ``rows`` [n] picks examples; [n, T] picks clips of T frames, each batch holding its
+    clips' frames folded clip by clip (video networks).
 
     Returns:
-      (number of batches, iterator of batches with an extra bool 'mask' [B]).
+      (number of batches, iterator of batches with an extra bool 'mask' [batch_size]
+      marking the real entries).
     """
     rows = np.arange(len(data)) if rows is None else np.asarray(rows, np.int64)
     idx, mask = samplers.eval_batches(len(rows), batch_size)
 
     def fetch(b: int) -> dict[str, np.ndarray]:
-        out = _batch(data, rows[idx[b]], height, width, resize)
-        out["mask"] = mask[b]
-        return out
-
-    return len(idx), _loader(list(range(len(idx))), fetch, num_threads)
-
-
-def clip_loader(
-    data: sources.ReidData, clips: np.ndarray, clips_per_batch: int, height: int, width: int,
-    num_threads: int = 4, resize: str = "bilinear",
-) -> tuple[int, Iterator[dict[str, np.ndarray]]]:
-    """Every clip once, in order, ``clips_per_batch`` clips (their frames folded clip by
-    clip) per batch; the last batch is padded with clip 0.
-
-    Returns:
-      (number of batches, iterator of batches whose 'mask' [clips_per_batch] marks the
-      real clips).
-    """
-    idx, mask = samplers.eval_batches(len(clips), clips_per_batch)
-
-    def fetch(b: int) -> dict[str, np.ndarray]:
-        out = _batch(data, clips[idx[b]].reshape(-1), height, width, resize)
+        out = _batch(data, rows[idx[b]].reshape(-1), height, width, resize)
         out["mask"] = mask[b]
         return out
 

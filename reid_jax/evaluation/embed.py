@@ -123,5 +123,6 @@ def extract_clip_features(
       float32 [m, D] clip features on the host.
     """
     per_batch = eval_batch_size(max(1, batch_size // clips.shape[1]), mesh)
-    num, loader = pipeline.clip_loader(data, clips, per_batch, height, width, num_threads, resize)
+    num, loader = pipeline.eval_loader(data, per_batch, height, width, num_threads, resize,
+                                       clips)
     return _collect(embed_fn, variables, loader, num, mesh, desc, progress)
