@@ -82,7 +82,11 @@ def _video(c: Config) -> bool:
 # ------------------------------------------------------------------------ common sections
 TOP: Section = {
     "seed": Key(0, "Seed of the initialisation, the sampler and the augmentation.", low=0),
-    "num_devices": Key(0, "Devices of the mesh; 0 = every visible device.", low=0),
+    "num_devices": Key(0, "Devices of the mesh; 0 = every visible device (a multi-process "
+                       "run uses all of every process's). The results do not depend on it: "
+                       "the global batches, BatchNorm statistics (train.bn_group_size), "
+                       "augmentation draws and clustering are properties of the config; "
+                       "only float rounding (reduction order) differs.", low=0),
     "trainer": Key("supervised", "The trainer (reid_jax/train/trainers.py)."),
 }
 
@@ -283,8 +287,9 @@ TRAIN: Section = {
                                    "saved).", low=1),
     "progress": Key(True, "Progress bars on stderr."),
     "bn_group_size": Key(0, "BatchNorm statistics per group of this many consecutive "
-                         "pictures (e.g. 64 = a 4-GPU DataParallel run at batch 256); "
-                         "0 = the whole batch.", low=0),
+                         "pictures of the global batch (e.g. 64 = a 4-GPU DataParallel run "
+                         "at batch 256), whatever the devices or processes; 0 = the whole "
+                         "batch. No trainer computes a per-device statistic.", low=0),
 }
 
 EVAL: Section = {

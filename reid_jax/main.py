@@ -4,6 +4,11 @@ r"""reid_jax entry point: train or evaluate from an ml_collections config.
   python -m reid_jax.main --config experiments/bot.py:cuhk01 --workdir runs/c01 \
       --config.optim.lr=3e-4 --mode=eval
 
+Several processes (a pod, a SLURM job, one node's GPUs one process each) run the same
+command with ``--coordinator_address host:port --num_processes N --process_id i`` (what
+``python -m reid_jax.launch`` passes), or with ``--multihost`` where JAX finds the
+cluster itself (TPU pod slices, SLURM); process 0 writes the records.
+
 Mistakes a user can fix (unknown config, a config value out of range or unused by the
 trainer, missing dataset or weights, foreign checkpoint, impossible P x K, NaN loss) end
 with one `error: ...` line and exit status 2.
@@ -20,12 +25,19 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from data_builders import common as builders_common
-from reid_jax import errors, reporting
+from reid_jax import distributed, errors, reporting
 from reid_jax.train import loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. experiments/bot.py:synthetic.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and pictures go.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train (then evaluate) or only evaluate.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", "", "host:port of process 0 in a multi-process run.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 1, "Processes in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index (0 writes records).")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "Start jax.distributed from the cluster's environment (TPU pod "
+    "slice, SLURM, Open MPI) instead of the three flags above.")
 _RERANK = flags.DEFINE_bool("rerank", None, "Also report k-reciprocal re-ranking (sets config.eval.rerank).")
 
 MODES: dict[str, Callable[..., dict[str, Any]]] = {
@@ -143,8 +155,11 @@ def main(argv: list[str]) -> None:
         config.eval.rerank = _RERANK.value
         overrides.add("eval.rerank")
     try:
+        distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                               auto=_MULTIHOST.value)
         result = run(config, _WORKDIR.value, _MODE.value, overrides)
-        print(summary(result))
+        if distributed.is_primary():
+            print(summary(result))
     except (errors.ReidError, builders_common.DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -18,17 +18,22 @@ from tensorboardX import SummaryWriter
 
 
 class MetricWriter:
-    """Appends scalar metrics to ``workdir/metrics.jsonl`` and TensorBoard events."""
+    """Appends scalar metrics to ``workdir/metrics.jsonl`` and TensorBoard events
+    (``enabled=False``: writes nothing, the other processes of a multi-process run)."""
 
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, enabled: bool = True) -> None:
         os.makedirs(workdir, exist_ok=True)
         self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
         self.tb_dir = os.path.join(workdir, "tensorboard")
-        self._jsonl = open(self.jsonl_path, "a")  # noqa: SIM115 (closed in close())
-        self._tb = SummaryWriter(self.tb_dir)
+        self.enabled = enabled
+        if enabled:
+            self._jsonl = open(self.jsonl_path, "a")  # noqa: SIM115 (closed in close())
+            self._tb = SummaryWriter(self.tb_dir)
 
     def write(self, step: int, metrics: Mapping[str, Any], prefix: str = "") -> None:
         """Writes scalars (host values) at ``step``."""
+        if not self.enabled:
+            return
         record = {"step": int(step)}
         for k, v in metrics.items():
             v = float(np.asarray(v))
@@ -40,6 +45,8 @@ class MetricWriter:
 
     def close(self) -> None:
         """Flushes and closes both files."""
+        if not self.enabled:
+            return
         self._jsonl.close()
         self._tb.close()
 

@@ -19,11 +19,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-IMAGENET_MEAN = jnp.array([0.485, 0.456, 0.406], jnp.float32)
-IMAGENET_STD = jnp.array([0.229, 0.224, 0.225], jnp.float32)
+# NumPy constants: importing reid_jax must not start a JAX backend (jax.distributed
+# is initialised after the imports).
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 # Zhong et al.'s RandomErasing default `mean`, written into the normalised image.
-ERASE_MEAN_VALUES = jnp.array([0.4914, 0.4822, 0.4465], jnp.float32)
+ERASE_MEAN_VALUES = np.array([0.4914, 0.4822, 0.4465], np.float32)
 
 
 def normalize(images: jax.Array) -> jax.Array:

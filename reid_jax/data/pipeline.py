@@ -76,23 +76,24 @@ def train_loader(
 
 def eval_loader(
     data: sources.ReidData, batch_size: int, height: int, width: int, num_threads: int = 4,
-    resize: str = "bilinear", rows: np.ndarray | None = None,
+    resize: str = "bilinear", rows: np.ndarray | None = None, part: slice = slice(None),
 ) -> tuple[int, Iterator[dict[str, np.ndarray]]]:
     """Every example (or every entry of ``rows``) once, in order, ``batch_size`` entries
     per batch; the last batch is padded with entry 0.
 
     ``rows`` [n] picks examples; [n, T] picks clips of T frames, each batch holding its
-    clips' frames folded clip by clip (video networks).
+    clips' frames folded clip by clip (video networks). ``part``: the entries of each
+    batch this process loads (``distributed.process_rows``); the others are not read.
 
     Returns:
       (number of batches, iterator of batches with an extra bool 'mask' [batch_size]
-      marking the real entries).
+      marking the real entries of the whole batch, every process's part included).
     """
     rows = np.arange(len(data)) if rows is None else np.asarray(rows, np.int64)
     idx, mask = samplers.eval_batches(len(rows), batch_size)
 
     def fetch(b: int) -> dict[str, np.ndarray]:
-        out = _batch(data, rows[idx[b]].reshape(-1), height, width, resize)
+        out = _batch(data, rows[idx[b][part]].reshape(-1), height, width, resize)
         out["mask"] = mask[b]
         return out
 

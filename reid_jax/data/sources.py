@@ -10,6 +10,7 @@ decoded on demand by index.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 from collections.abc import Sequence
 
@@ -71,6 +72,15 @@ class ReidData:
         """Number of distinct training labels (0 when the split has none)."""
         valid = self.labels[self.labels >= 0]
         return int(valid.max()) + 1 if valid.size else 0
+
+    def digest(self) -> str:
+        """A hash of what the examples are (name, size, labels, identities, cameras,
+        file names): equal on every process reading the same data."""
+        h = hashlib.sha256(f"{self.name}|{len(self)}".encode())
+        for a in (self.labels, self.person_ids, self.camera_ids, self.domains):
+            h.update(np.ascontiguousarray(a, np.int64).tobytes())
+        h.update("|".join(self.file_names).encode())
+        return h.hexdigest()[:16]
 
     def encoded(self, index: int) -> bytes:
         """The stored (PNG or JPEG) bytes of example ``index``'s picture."""

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from reid_jax import reporting, sharding
+from reid_jax import distributed, reporting, sharding
 from reid_jax.data import augment, pipeline, sources
 
 
@@ -47,10 +47,12 @@ def make_embed_fn(
             f = f + model.apply(variables, x[:, :, ::-1], **call)[feature]
         return f.astype(np.float32)
 
+    # Features come back replicated (gathered from the devices, and from every process
+    # in a multi-process run): the protocols and the clustering need all of them.
     return jax.jit(
         embed,
         in_shardings=(sharding.replicated(mesh), sharding.data_sharding(mesh)),
-        out_shardings=sharding.data_sharding(mesh),
+        out_shardings=sharding.replicated(mesh),
     )
 
 
@@ -81,7 +83,7 @@ def extract_features(
     """
     batch_size = eval_batch_size(batch_size, mesh)
     num, loader = pipeline.eval_loader(data, batch_size, height, width, num_threads, resize,
-                                       rows)
+                                       rows, distributed.process_rows(mesh, batch_size))
     return _collect(embed_fn, variables, loader, num, mesh, desc, progress)
 
 
@@ -89,9 +91,10 @@ def _collect(
     embed_fn: Callable[[Any, jax.Array], jax.Array], variables: Any, loader: Any, num: int,
     mesh: jax.sharding.Mesh, desc: str, progress: bool,
 ) -> np.ndarray:
-    """The features of the loader's batches, padding rows (mask False) dropped."""
+    """The features of the loader's batches (each process's part embedded together, all
+    of them on every process), padding rows (mask False) dropped."""
     feats = []
-    for batch in reporting.progress(loader, num, desc, progress):
+    for batch in reporting.progress(loader, num, desc, progress and distributed.is_primary()):
         images = sharding.to_global({"image": batch["image"]}, mesh)["image"]
         f = np.asarray(jax.device_get(embed_fn(variables, images)))
         feats.append(f[batch["mask"]])
@@ -124,5 +127,5 @@ def extract_clip_features(
     """
     per_batch = eval_batch_size(max(1, batch_size // clips.shape[1]), mesh)
     num, loader = pipeline.eval_loader(data, per_batch, height, width, num_threads, resize,
-                                       clips)
+                                       clips, distributed.process_rows(mesh, per_batch))
     return _collect(embed_fn, variables, loader, num, mesh, desc, progress)

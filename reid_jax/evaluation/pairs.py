@@ -20,7 +20,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from reid_jax import sharding
@@ -44,7 +43,7 @@ def make_trunk_fn(model: nn.Module, mesh: jax.sharding.Mesh) -> Callable[[Any, j
         return out.astype(jnp.float32)
 
     return jax.jit(trunk, in_shardings=(sharding.replicated(mesh), sharding.data_sharding(mesh)),
-                   out_shardings=sharding.data_sharding(mesh))
+                   out_shardings=sharding.replicated(mesh))
 
 
 def trunk_features(
@@ -100,7 +99,7 @@ def make_score_fn(model: nn.Module, mesh: jax.sharding.Mesh) -> Callable[..., ja
                           out_specs=P(None, "data"))
     return jax.jit(score, in_shardings=(sharding.replicated(mesh), sharding.replicated(mesh),
                                         sharding.data_sharding(mesh)),
-                   out_shardings=NamedSharding(mesh, P(None, "data")))
+                   out_shardings=sharding.replicated(mesh))
 
 
 def block_shape(pair_block: int, num_devices: int) -> tuple[int, int]:
@@ -134,7 +133,8 @@ def iter_pair_distances(
     bq, bg = block_shape(pair_block, mesh.size)
     score = make_score_fn(model, mesh)
     ng = gallery.shape[0]
-    g_blocks = [_pad_rows(gallery[s:s + bg], bg) for s in range(0, ng, bg)]
+    g_blocks = [sharding.split_host(_pad_rows(gallery[s:s + bg], bg), mesh)
+                for s in range(0, ng, bg)]
     for start in range(0, query.shape[0], bq):
         rows = min(bq, query.shape[0] - start)
         q = _pad_rows(query[start:start + rows], bq)

@@ -8,6 +8,8 @@ epoch)``, which returns the epoch's batches (and, for the clustering methods, ru
 pseudo-label round first). Everything else is written once, here:
 
 - validation of the whole config before any work (``config_schema.validate``);
+- several processes (``reid_jax/distributed.py``): each loads its rows of every batch,
+  process 0 writes the records, every process joins the checkpoints;
 - resume from the newest checkpoint of the workdir (refused under another config);
 - the untrained model's evaluation, once per workdir (``eval.before_training``); for a
   domain-adaptation run (``data.source``) that is the source model's direct transfer;
@@ -19,7 +21,8 @@ pseudo-label round first). Everything else is written once, here:
   ``eval.every_epochs``;
 - the configured evaluators at the end (``reid_jax/evaluation/evaluators.py``), with the
   ranked-list picture, and for the clustering methods ``cluster_rounds.png``, the
-  logged diagnostics of every round (``reid_jax/plots.py``); ``--mode=eval`` is :func:`evaluate`: restore, then the same
+  logged diagnostics of every round (``reid_jax/plots.py``) and each round's pseudo labels
+  (``pseudo_labels/round_NNN.npy``); ``--mode=eval`` is :func:`evaluate`: restore, then the same
   evaluators.
 """
 
@@ -34,11 +37,10 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from reid_jax import checkpoint, config_schema, errors, plots, reporting, sharding
+from reid_jax import checkpoint, config_schema, distributed, errors, plots, reporting, sharding
 from reid_jax.data import pipeline, sources
 from reid_jax.evaluation import evaluators
 from reid_jax.train import init
@@ -110,23 +112,36 @@ def build(
     from reid_jax.train import trainers  # the trainer modules import this one
 
     config_schema.validate(config, overrides)
+    distributed.check_same(config.to_json_best_effort(sort_keys=True), "config",
+                           "give every process the same --config and overrides.")
     if not for_eval:
         init.check_paths(config)
     ctx = Context(config, sharding.make_mesh(config.num_devices), for_eval)
     return trainers.TRAINERS[config.trainer].build(ctx), ctx
 
 
+def loader(
+    epoch: Epoch, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, limit: int = 0,
+) -> Any:
+    """The host batches of ``epoch`` (its first ``limit``; all with 0), each holding only
+    this process's rows (``distributed.process_rows``)."""
+    rows = epoch.batches[:limit] if limit else epoch.batches
+    rows = rows[:, distributed.process_rows(mesh, rows.shape[1])]
+    d = config.data
+    return pipeline.train_loader(epoch.data, rows, d.height, d.width, d.num_threads, d.resize)
+
+
 def host_batches(
     trainer: Trainer, config: ml_collections.ConfigDict, state: Any, epoch: int = 0,
-    limit: int = 0,
+    limit: int = 0, mesh: jax.sharding.Mesh | None = None,
 ) -> tuple[Any, list[dict[str, np.ndarray]]]:
     """The state after ``prepare_epoch(state, epoch)`` and that epoch's first ``limit``
-    host batches (all with 0): one step's inputs, for tests and benchmarks."""
+    host batches (all with 0; this process's rows of ``mesh``, all rows without one):
+    one step's inputs, for tests and benchmarks."""
     ep = trainer.prepare_epoch(state, epoch)
-    rows = ep.batches[:limit] if limit else ep.batches
-    d = config.data
-    return ep.state, list(pipeline.train_loader(ep.data, rows, d.height, d.width, d.num_threads,
-                                                d.resize))
+    if mesh is None:
+        mesh = sharding.make_mesh(1)
+    return ep.state, list(loader(ep, config, mesh, limit))
 
 
 def check_finite(state: Any) -> None:
@@ -151,7 +166,9 @@ def _before_training(
     if not config.eval.before_training:
         return None, {}
     path = os.path.join(workdir, "eval_before_training.json")
-    if os.path.exists(path):
+    if distributed.broadcast(np.asarray(os.path.exists(path))).item():
+        if not distributed.is_primary():  # the results are process 0's to report
+            return None, {}
         with open(path) as f:
             before = json.load(f)
         return before, before.pop(OTHER_EVALUATORS, {})
@@ -162,8 +179,9 @@ def _before_training(
                for name, res in results.items()}
     first = next(iter(scalars))
     others = {name: res for name, res in scalars.items() if name != first}
-    with open(path, "w") as f:
-        json.dump({**scalars[first], OTHER_EVALUATORS: others}, f)
+    if distributed.is_primary():
+        with open(path, "w") as f:
+            json.dump({**scalars[first], OTHER_EVALUATORS: others}, f)
     return scalars[first], others
 
 
@@ -179,17 +197,15 @@ def _run_epoch(
     wall time spent waiting for the loader's next batch (0 when decoding keeps ahead).
     """
     state = epoch.state
-    d = config.data
-    loader = iter(pipeline.train_loader(epoch.data, epoch.batches, d.height, d.width,
-                                        d.num_threads, d.resize))
+    batches = iter(loader(epoch, config, mesh))
     per_step = epoch.batches.shape[1]
     t_log, s_log, waited = time.time(), step, 0.0
     bar = reporting.progress(None, len(epoch.batches), f"epoch {index + 1}",
-                             config.train.progress)
+                             config.train.progress and distributed.is_primary())
     previous = None
     while True:
         t0 = time.time()
-        batch = next(loader, None)
+        batch = next(batches, None)
         waited += time.time() - t0
         if batch is None:
             break
@@ -226,9 +242,11 @@ def train(
     """
     trainer, ctx = build(config, for_eval=False, overrides=overrides)
     mesh = ctx.mesh
+    primary = distributed.is_primary()
     os.makedirs(workdir, exist_ok=True)
-    reporting.write_config(config, workdir)
-    writer = reporting.MetricWriter(workdir)
+    if primary:
+        reporting.write_config(config, workdir)
+    writer = reporting.MetricWriter(workdir, enabled=primary)
     evals = evaluators.Evaluators(config, mesh)
 
     mngr = checkpoint.manager(workdir)
@@ -237,7 +255,7 @@ def train(
     if restored is not None:
         state, meta = restored
         start_epoch = int(meta["epoch"])
-        print(f"resumed from {mngr.directory} at epoch {start_epoch} "
+        say(f"resumed from {mngr.directory} at epoch {start_epoch} "
               f"(step {int(state.train.step)})")
     elif trainer.start is not None:
         state = trainer.start(state)
@@ -247,7 +265,7 @@ def train(
     if before is not None:
         writer.write(0, before, prefix="eval_before/")
 
-    rng = jax.random.key(config.seed + 1)
+    rng = sharding.replicate(jax.random.key(config.seed + 1), mesh)
     stop_at = min(config.train.stop_after_epochs or config.train.num_epochs,
                   config.train.num_epochs)
     step = int(jax.device_get(state.train.step))
@@ -255,13 +273,20 @@ def train(
     best: dict[str, Any] | None = None  # eval.select_best: the best evaluation so far
     t0 = time.time()
     for index in range(start_epoch, stop_at):
-        state = state.replace(train=state.train.replace(epoch=jnp.asarray(index, jnp.int32)))
+        state = state.replace(train=state.train.replace(
+            epoch=sharding.replicate(np.int32(index), mesh)))
         epoch = trainer.prepare_epoch(state, index)
+        if index == start_epoch:
+            distributed.check_same(epoch.data.digest(), f"training data ({epoch.data.name})",
+                                   "point every process at the same built dataset "
+                                   "(--config.data.data_dir).")
         if epoch.stats is not None:
             rounds.append(epoch.stats)
             writer.write(step, epoch.stats, prefix="cluster/")
+            if primary:
+                save_pseudo_labels(workdir, index, epoch.data.labels)
         if epoch.summary:
-            print(epoch.summary)
+            say(epoch.summary)
         state, step = _run_epoch(trainer, epoch, config, mesh, writer, rng, step, index)
         done = index + 1
         if done % config.train.checkpoint_every_epochs == 0 or done == stop_at:
@@ -273,19 +298,19 @@ def train(
             res = evals(trainer.model, trainer.eval_variables(state))
             writer.write(step, evaluators.log_scalars(res), prefix="eval/")
             first = evaluators.primary(res)
-            print(f"epoch {done}: rank-1 {first['rank1']:.4f} mAP {first['mAP']:.4f}")
+            say(f"epoch {done}: rank-1 {first['rank1']:.4f} mAP {first['mAP']:.4f}")
             best = _better(best, first, done, config)
     train_seconds = time.time() - t0
 
     picture = os.path.join(workdir, "ranked_list.png")
-    results = evals(trainer.model, trainer.eval_variables(state), picture)
+    results = evals(trainer.model, trainer.eval_variables(state), picture if primary else None)
     writer.write(step, evaluators.log_scalars(results), prefix="eval/")
     best = _better(best, evaluators.primary(results), stop_at, config)
     if best is not None:
         writer.write(step, {k: v for k, v in best.items() if np.isscalar(v)}, prefix="best/")
     writer.close()
     paths["ranked_list"] = picture
-    logged_rounds = plots.read_rounds(workdir)  # every round, resumed runs included
+    logged_rounds = plots.read_rounds(workdir) if primary else None  # resumed runs included
     if logged_rounds:
         paths["cluster_rounds"] = plots.cluster_rounds(
             {os.path.basename(os.path.normpath(workdir)): logged_rounds},
@@ -303,6 +328,22 @@ def train(
         "epochs_done": stop_at,
         "rounds": rounds,
     }
+
+
+def save_pseudo_labels(workdir: str, epoch: int, labels: np.ndarray) -> str:
+    """Writes a round's pseudo labels ([N] int32 over the training pictures, -1 left out)
+    to ``workdir/pseudo_labels/round_NNN.npy``; returns the path."""
+    folder = os.path.join(workdir, "pseudo_labels")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"round_{epoch + 1:03d}.npy")
+    np.save(path, np.asarray(labels, np.int32))
+    return path
+
+
+def say(line: str) -> None:
+    """Prints ``line`` on process 0 only."""
+    if distributed.is_primary():
+        print(line)
 
 
 def before_label(config: ml_collections.ConfigDict) -> str:
@@ -338,7 +379,8 @@ def evaluate(
     state = checkpoint.restore_for_eval(workdir, trainer.state, config)
     picture = os.path.join(workdir, "ranked_list.png")
     results = evaluators.Evaluators(config, ctx.mesh)(
-        trainer.model, trainer.eval_variables(state), picture
+        trainer.model, trainer.eval_variables(state),
+        picture if distributed.is_primary() else None,
     )
     return {
         "before": None,

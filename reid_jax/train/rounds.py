@@ -36,7 +36,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from reid_jax import errors, sharding, vectors
+from reid_jax import distributed, errors, sharding, vectors
 from reid_jax.clustering import pseudo_labels
 from reid_jax.config_schema import Key, is_
 from reid_jax.data import samplers, sources
@@ -246,6 +246,9 @@ def trainer(
     def prepare_epoch(st: Any, epoch: int) -> loop.Epoch:
         t0 = time.time()
         host, labels, stats = round_fn(jax.device_get(st), epoch)
+        # Every process clustered the same gathered features; process 0's labels are
+        # the round's, so that no host arithmetic can make the processes' labels differ.
+        labels = distributed.broadcast(labels)
         stats["round_seconds"] = time.time() - t0
         # Steps: fixed (--iters), or the clustered pictures // batch of this round (CAP).
         steps = d.steps_per_epoch or max(1, int((labels >= 0).sum()) // (d.p * d.k))
