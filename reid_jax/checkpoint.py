@@ -1,7 +1,9 @@
 """Orbax checkpoints of the TrainState, with the epoch and a fingerprint of the config.
 
 Orbax writes each checkpoint into a temporary folder and renames it when complete, so
-an interrupted save never replaces a good checkpoint. A workdir's checkpoints are tied to
+an interrupted save (a kill, a full disk) never replaces a good checkpoint: the newest
+complete one is what a run resumes from, and older ones are deleted only after a newer
+one is complete. One run at a time writes a workdir (:func:`lock`). A workdir's checkpoints are tied to
 the config that wrote them: resuming under a config whose fingerprint differs is refused
 (run-control keys such as the number of epochs to stop after, logging and evaluation
 settings are left out of the fingerprint, since they do not change the trained state).
@@ -9,9 +11,13 @@ settings are left out of the fingerprint, since they do not change the trained s
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import ml_collections
@@ -28,6 +34,8 @@ _RUN_CONTROL_KEYS = (
     "train.stop_after_epochs",
     "train.log_every_steps",
     "train.checkpoint_every_epochs",
+    "train.checkpoint_every_steps",
+    "train.keep_checkpoints",
     "train.progress",
     "eval",
     "data.query",  # the test sets: a checkpoint may be evaluated on others
@@ -53,7 +61,8 @@ def fingerprint(config: ml_collections.ConfigDict) -> str:
 
 
 def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
-    """A synchronous CheckpointManager over ``workdir/checkpoints`` (items: state, meta)."""
+    """A synchronous CheckpointManager over ``workdir/checkpoints`` (items: state, meta),
+    keeping the ``max_to_keep`` newest checkpoints (numbered by training step)."""
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
     )
@@ -65,14 +74,78 @@ def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None:
-    """Saves ``state`` (a pytree of arrays) and ``meta`` (JSON, plus the format version)."""
+    """Saves ``state`` (a pytree of arrays) and ``meta`` (JSON, plus the format version).
+
+    Raises:
+      ReidError: the storage failed (full disk, quota, read-only); the message says that
+        the previous checkpoint is intact.
+    """
     meta = {**meta, "format_version": FORMAT_VERSION}
-    mngr.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-        force=True,
-    )
-    mngr.wait_until_finished()
+    try:
+        mngr.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                    meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
+        mngr.wait_until_finished()
+    except Exception as e:  # noqa: BLE001 (Orbax re-raises storage errors in several types)
+        cause = _storage_error(e)
+        if cause is None:
+            raise
+        previous = [s for s in mngr.all_steps(read=True) if s != step]
+        kept = (f"the previous checkpoint (step {max(previous)}) is intact" if previous
+                else "no earlier checkpoint exists")
+        raise errors.ReidError(
+            f"cannot write checkpoint step {step} to {mngr.directory} ({cause}); {kept}: "
+            "free space (or fix the storage) and run the same command to resume."
+        ) from None
+
+
+def _storage_error(e: BaseException) -> str | None:
+    """A short description when ``e`` (or an exception it wraps) is a storage failure."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+                                                   errno.EFBIG, errno.EIO):
+            return os.strerror(e.errno)
+        text = str(e)
+        for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            if os.strerror(code) in text:  # tensorstore reports errno text in its message
+                return os.strerror(code)
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
+LOCK_FILE = ".reid_jax.lock"
+
+
+@contextlib.contextmanager
+def lock(workdir: str) -> Iterator[None]:
+    """Holds ``workdir``'s lock while training: a second run started in the same workdir
+    is refused instead of writing the same checkpoints. The lock (``flock``) dies with
+    the process, so a killed run never leaves the workdir locked.
+
+    Raises:
+      ReidError: another live process holds the lock.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise errors.ReidError(
+                f"another run (pid {holder}) is training in --workdir {workdir}; wait for it "
+                "to end or use another --workdir."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def check_format(mngr: ocp.CheckpointManager, step: int, what: str = "") -> dict:

@@ -285,6 +285,13 @@ TRAIN: Section = {
     "log_every_steps": Key(20, "Steps between logged training metrics.", low=1),
     "checkpoint_every_epochs": Key(10, "Epochs between checkpoints (the last is always "
                                    "saved).", low=1),
+    "checkpoint_every_steps": Key(0, "> 0: also checkpoint every this many steps inside an "
+                                  "epoch, with the epoch's position (and a clustering "
+                                  "round's pseudo labels), so that a killed run resumes "
+                                  "mid-epoch to the uninterrupted result; 0 = epoch "
+                                  "checkpoints only.", low=0),
+    "keep_checkpoints": Key(2, "Newest checkpoints kept in the workdir (older ones are "
+                            "deleted after a newer one is complete).", low=1),
     "progress": Key(True, "Progress bars on stderr."),
     "bn_group_size": Key(0, "BatchNorm statistics per group of this many consecutive "
                          "pictures of the global batch (e.g. 64 = a 4-GPU DataParallel run "

@@ -121,3 +121,13 @@ def broadcast(tree: Any) -> Any:
     from jax.experimental import multihost_utils
 
     return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(tree))
+
+
+def any_process(flag: bool) -> bool:
+    """True on every process when ``flag`` is True on any process (a collective: every
+    process must call it at the same point)."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).any())

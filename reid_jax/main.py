@@ -10,8 +10,10 @@ command with ``--coordinator_address host:port --num_processes N --process_id i`
 cluster itself (TPU pod slices, SLURM); process 0 writes the records.
 
 Mistakes a user can fix (unknown config, a config value out of range or unused by the
-trainer, missing dataset or weights, foreign checkpoint, impossible P x K, NaN loss) end
-with one `error: ...` line and exit status 2.
+trainer, missing dataset or weights, foreign checkpoint, impossible P x K, NaN loss, a
+workdir another run is using, a full disk) end with one `error: ...` line and exit
+status 2. SIGTERM checkpoints and ends with one `preempted: ...` line and exit status 0
+(``reid_jax/preemption.py``); the same command resumes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from data_builders import common as builders_common
-from reid_jax import distributed, errors, reporting
+from reid_jax import distributed, errors, preemption, reporting
 from reid_jax.train import loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. experiments/bot.py:synthetic.")
@@ -160,6 +162,10 @@ def main(argv: list[str]) -> None:
         result = run(config, _WORKDIR.value, _MODE.value, overrides)
         if distributed.is_primary():
             print(summary(result))
+    except preemption.Preempted as e:
+        if distributed.is_primary():
+            print(f"preempted: {e}")
+        sys.exit(0)
     except (errors.ReidError, builders_common.DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

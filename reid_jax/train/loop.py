@@ -28,6 +28,7 @@ pseudo-label round first). Everything else is written once, here:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -40,7 +41,16 @@ import jax
 import ml_collections
 import numpy as np
 
-from reid_jax import checkpoint, config_schema, distributed, errors, plots, reporting, sharding
+from reid_jax import (
+    checkpoint,
+    config_schema,
+    distributed,
+    errors,
+    plots,
+    preemption,
+    reporting,
+    sharding,
+)
 from reid_jax.data import pipeline, sources
 from reid_jax.evaluation import evaluators
 from reid_jax.train import init
@@ -93,6 +103,10 @@ class Trainer:
       eval_variables: the variables the evaluators apply, from a state.
       start: on a fresh start only (not a resume): ``state -> state`` (M3L fills its
         memories from the initial model).
+      resume_epoch: the clustering methods: ``(state, epoch, labels) -> Epoch``, the
+        epoch of a pseudo-label round already run (its labels from a mid-epoch
+        checkpoint), without running the round again. Without it ``prepare_epoch`` must
+        not depend on the state, so that it rebuilds a resumed epoch exactly.
     """
 
     model: nn.Module
@@ -101,6 +115,7 @@ class Trainer:
     prepare_epoch: Callable[[Any, int], Epoch]
     eval_variables: Callable[[Any], Any]
     start: Callable[[Any], Any] | None = None
+    resume_epoch: Callable[[Any, int, np.ndarray], Epoch] | None = None
 
 
 def build(
@@ -122,10 +137,12 @@ def build(
 
 def loader(
     epoch: Epoch, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, limit: int = 0,
+    start: int = 0,
 ) -> Any:
-    """The host batches of ``epoch`` (its first ``limit``; all with 0), each holding only
-    this process's rows (``distributed.process_rows``)."""
-    rows = epoch.batches[:limit] if limit else epoch.batches
+    """The host batches of ``epoch`` from batch ``start`` (the first ``limit`` of them;
+    all with 0), each holding only this process's rows (``distributed.process_rows``)."""
+    rows = epoch.batches[start:]
+    rows = rows[:limit] if limit else rows
     rows = rows[:, distributed.process_rows(mesh, rows.shape[1])]
     d = config.data
     return pipeline.train_loader(epoch.data, rows, d.height, d.width, d.num_threads, d.resize)
@@ -187,21 +204,29 @@ def _before_training(
 
 def _run_epoch(
     trainer: Trainer, epoch: Epoch, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
-    writer: reporting.MetricWriter, rng: jax.Array, step: int, index: int,
+    writer: reporting.MetricWriter, rng: jax.Array, step: int, index: int, position: int = 0,
+    save_mid: Callable[[Any, int, int], None] | None = None,
 ) -> tuple[Any, int]:
-    """The steps of one epoch; training metrics, images/s and the input wait on logging steps.
+    """The steps of one epoch from batch ``position``; training metrics, images/s and the
+    input wait on logging steps; ``save_mid(state, step, position)`` every
+    ``train.checkpoint_every_steps`` inside the epoch and on preemption.
 
     The progress bar counts finished steps, not dispatched ones: after dispatching step
     i the loop waits for step i - 1, so one step is always queued behind the running one
     and the device never waits on that sync. ``input_wait_fraction`` is the share of the
     wall time spent waiting for the loader's next batch (0 when decoding keeps ahead).
+
+    Raises:
+      preemption.Preempted: SIGTERM arrived; the position was saved first.
     """
     state = epoch.state
-    batches = iter(loader(epoch, config, mesh))
+    batches = iter(loader(epoch, config, mesh, start=position))
     per_step = epoch.batches.shape[1]
     t_log, s_log, waited = time.time(), step, 0.0
     bar = reporting.progress(None, len(epoch.batches), f"epoch {index + 1}",
                              config.train.progress and distributed.is_primary())
+    bar.update(position)
+    every, single = config.train.checkpoint_every_steps, jax.process_count() == 1
     previous = None
     while True:
         t0 = time.time()
@@ -211,11 +236,22 @@ def _run_epoch(
             break
         state, metrics = trainer.train_step(state, sharding.to_global(batch, mesh), rng)
         step += 1  # a host counter: reading state.train.step would sync every step
+        position += 1
         if previous is not None:
             jax.block_until_ready(previous)  # the step before this one has finished
             bar.update(1)
         previous = metrics["loss"]
-        if step % config.train.log_every_steps == 0:
+        logs = step % config.train.log_every_steps == 0
+        saves = bool(every) and step % every == 0
+        inside = position < len(epoch.batches)  # the epoch's end has its own checkpoint
+        stop = inside and preemption.agreed(single or logs or saves)
+        if inside and (saves or stop) and save_mid is not None:
+            check_finite(state)  # never checkpoint a state that went non-finite
+            save_mid(state, step, position)
+        if stop:
+            bar.close()
+            raise preemption.Preempted(f"step {step} (epoch {index + 1}, batch {position})")
+        if logs:
             host = jax.device_get(metrics)  # waits for this step: the rate below is real
             now = time.time()
             host["images_per_second"] = (step - s_log) * per_step / max(now - t_log, 1e-9)
@@ -234,34 +270,52 @@ def train(
 ) -> dict[str, Any]:
     """Trains (resuming from ``workdir`` if it holds a checkpoint), then evaluates.
 
+    Holds the workdir's lock (``checkpoint.lock``) and turns SIGTERM into a checkpoint
+    and a stop (``reid_jax/preemption.py``).
+
     Returns:
       {'before': the untrained model's results or None (the first evaluator's;
       'before_evaluations': the others'), 'after': the first evaluator's
       final results, 'evaluations': every evaluator's, 'paths', 'state',
       'train_seconds', 'epochs_done', 'rounds': the logged per-epoch stats}.
+
+    Raises:
+      preemption.Preempted: SIGTERM arrived; a checkpoint of where the run stood was
+        written and the message says where.
     """
     trainer, ctx = build(config, for_eval=False, overrides=overrides)
-    mesh = ctx.mesh
     primary = distributed.is_primary()
-    os.makedirs(workdir, exist_ok=True)
+    held = checkpoint.lock(workdir) if primary else contextlib.nullcontext()
+    with held, preemption.handling():
+        return _train(trainer, ctx, workdir)
+
+
+def _train(trainer: Trainer, ctx: Context, workdir: str) -> dict[str, Any]:
+    config, mesh = ctx.config, ctx.mesh
+    primary = distributed.is_primary()
     if primary:
         reporting.write_config(config, workdir)
     writer = reporting.MetricWriter(workdir, enabled=primary)
+    events = Events(workdir, primary)
     evals = evaluators.Evaluators(config, mesh)
 
-    mngr = checkpoint.manager(workdir)
-    state, start_epoch = trainer.state, 0
+    mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
+    state, start_epoch, position, labels = trainer.state, 0, 0, None
     restored = checkpoint.restore_latest(mngr, state, config)
     if restored is not None:
         state, meta = restored
-        start_epoch = int(meta["epoch"])
-        say(f"resumed from {mngr.directory} at epoch {start_epoch} "
-              f"(step {int(state.train.step)})")
+        start_epoch, position = int(meta["epoch"]), int(meta.get("position", 0))
+        if meta.get("labels") is not None:
+            labels = np.asarray(meta["labels"], np.int32)
+        where = f", batch {position}" if position else ""
+        say(f"resumed from {mngr.directory} at epoch {start_epoch + (position > 0)}{where} "
+            f"(step {int(state.train.step)})")
     elif trainer.start is not None:
         state = trainer.start(state)
+    events.write(f"start at step {int(jax.device_get(state.train.step))}")
     paths = reporting.run_paths(workdir, writer, mngr.directory)
     before, before_others = _before_training(evals, trainer, state, config, workdir,
-                                             start_epoch)
+                                             start_epoch + (position > 0))
     if before is not None:
         writer.write(0, before, prefix="eval_before/")
 
@@ -269,13 +323,33 @@ def train(
     stop_at = min(config.train.stop_after_epochs or config.train.num_epochs,
                   config.train.num_epochs)
     step = int(jax.device_get(state.train.step))
+    fingerprint = checkpoint.fingerprint(config)
     rounds = []
     best: dict[str, Any] | None = None  # eval.select_best: the best evaluation so far
+
+    def save(state: Any, step: int, meta: dict) -> None:
+        if mngr.latest_step() == step:  # resumed here and stopped before a step
+            return
+        events.write(f"save step {step}")
+        checkpoint.save(mngr, step, state, {**meta, "config_fingerprint": fingerprint})
+        events.write(f"saved step {step}")
+
+    def preempted(where: str) -> preemption.Preempted:
+        events.write(f"preempted at {where}")
+        return preemption.Preempted(
+            f"stopped on SIGTERM at {where}; checkpoint saved in {mngr.directory}: run the "
+            "same command to resume.")
+
     t0 = time.time()
     for index in range(start_epoch, stop_at):
         state = state.replace(train=state.train.replace(
             epoch=sharding.replicate(np.int32(index), mesh)))
-        epoch = trainer.prepare_epoch(state, index)
+        resuming = index == start_epoch and position > 0
+        if resuming and labels is not None and trainer.resume_epoch is not None:
+            epoch = trainer.resume_epoch(state, index, labels)
+        else:
+            events.write(f"prepare epoch {index + 1}")
+            epoch = trainer.prepare_epoch(state, index)
         if index == start_epoch:
             distributed.check_same(epoch.data.digest(), f"training data ({epoch.data.name})",
                                    "point every process at the same built dataset "
@@ -287,12 +361,28 @@ def train(
                 save_pseudo_labels(workdir, index, epoch.data.labels)
         if epoch.summary:
             say(epoch.summary)
-        state, step = _run_epoch(trainer, epoch, config, mesh, writer, rng, step, index)
+        round_labels = epoch.data.labels if trainer.resume_epoch is not None else None
+
+        def save_mid(state: Any, step: int, at: int, index: int = index,
+                     round_labels: np.ndarray | None = round_labels) -> None:
+            meta = {"epoch": index, "position": at}
+            if round_labels is not None:
+                meta["labels"] = np.asarray(round_labels).tolist()
+            save(state, step, meta)
+
+        try:
+            state, step = _run_epoch(trainer, epoch, config, mesh, writer, rng, step, index,
+                                     position if resuming else 0, save_mid)
+        except preemption.Preempted as e:
+            raise preempted(str(e)) from None
         done = index + 1
-        if done % config.train.checkpoint_every_epochs == 0 or done == stop_at:
-            checkpoint.save(mngr, done, state, {
-                "epoch": done, "config_fingerprint": checkpoint.fingerprint(config),
-            })
+        stop = preemption.agreed(True)
+        every_steps = config.train.checkpoint_every_steps
+        if (done % config.train.checkpoint_every_epochs == 0 or done == stop_at or stop
+                or (every_steps and step % every_steps == 0)):
+            save(state, step, {"epoch": done, "position": 0})
+        if stop:
+            raise preempted(f"the end of epoch {done} (step {step})")
         every = config.eval.every_epochs
         if every and done % every == 0 and done < config.train.num_epochs:
             res = evals(trainer.model, trainer.eval_variables(state))
@@ -303,12 +393,14 @@ def train(
     train_seconds = time.time() - t0
 
     picture = os.path.join(workdir, "ranked_list.png")
+    events.write("evaluate")
     results = evals(trainer.model, trainer.eval_variables(state), picture if primary else None)
     writer.write(step, evaluators.log_scalars(results), prefix="eval/")
     best = _better(best, evaluators.primary(results), stop_at, config)
     if best is not None:
         writer.write(step, {k: v for k, v in best.items() if np.isscalar(v)}, prefix="best/")
     writer.close()
+    events.write("end")
     paths["ranked_list"] = picture
     logged_rounds = plots.read_rounds(workdir) if primary else None  # resumed runs included
     if logged_rounds:
@@ -328,6 +420,23 @@ def train(
         "epochs_done": stop_at,
         "rounds": rounds,
     }
+
+
+class Events:
+    """``workdir/events.log``: one timestamped line per phase of a run (start, each
+    epoch's preparation or pseudo-label round, each checkpoint write and its end,
+    preemption, evaluation, end), written by process 0 and flushed at once, so that after
+    a crash the last line says what the run was doing."""
+
+    def __init__(self, workdir: str, enabled: bool = True) -> None:
+        self.path = os.path.join(workdir, "events.log")
+        self.enabled = enabled
+
+    def write(self, event: str) -> None:
+        """Appends ``event`` with the time and this process's id."""
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(f"{time.time():.3f} {os.getpid()} {event}\n")
 
 
 def save_pseudo_labels(workdir: str, epoch: int, labels: np.ndarray) -> str:

@@ -17,8 +17,9 @@ Shapes stay fixed across rounds so the step compiles once: memories and classifi
 have ``cluster.max_clusters`` rows (0 = one per training picture, the upper bound) and
 the round's number of clusters masks the rest. The next round is a deterministic
 function of the parameters (eval-mode features, seeded clustering) and the sampler is
-seeded by (seed, epoch), so a resumed run recomputes exactly what an uninterrupted one
-would.
+seeded by (seed, epoch), so a run resumed at an epoch's start recomputes exactly what an
+uninterrupted one would; a run resumed mid-epoch takes the round's labels from its
+checkpoint (``resume_epoch``) instead of clustering the half-trained network.
 """
 
 from __future__ import annotations
@@ -243,6 +244,15 @@ def trainer(
     config, mesh = ctx.config, ctx.mesh
     d = config.data
 
+    def resume_epoch(st: Any, epoch: int, labels: np.ndarray,
+                     stats: dict[str, float] | None = None) -> loop.Epoch:
+        # Steps: fixed (--iters), or the clustered pictures // batch of this round (CAP).
+        steps = d.steps_per_epoch or max(1, int((labels >= 0).sum()) // (d.p * d.k))
+        batches = samplers.epoch_batches(d.sampler, labels, s.data.camera_ids, d.p, d.k,
+                                         config.seed, epoch, steps, cross_camera)
+        return loop.Epoch(st, dataclasses.replace(s.data, labels=labels), batches, stats,
+                          summary(epoch, stats) if stats is not None else "")
+
     def prepare_epoch(st: Any, epoch: int) -> loop.Epoch:
         t0 = time.time()
         host, labels, stats = round_fn(jax.device_get(st), epoch)
@@ -250,16 +260,11 @@ def trainer(
         # the round's, so that no host arithmetic can make the processes' labels differ.
         labels = distributed.broadcast(labels)
         stats["round_seconds"] = time.time() - t0
-        # Steps: fixed (--iters), or the clustered pictures // batch of this round (CAP).
-        steps = d.steps_per_epoch or max(1, int((labels >= 0).sum()) // (d.p * d.k))
-        batches = samplers.epoch_batches(d.sampler, labels, s.data.camera_ids, d.p, d.k,
-                                         config.seed, epoch, steps, cross_camera)
-        return loop.Epoch(sharding.replicate(host, mesh),
-                          dataclasses.replace(s.data, labels=labels), batches, stats,
-                          summary(epoch, stats))
+        return resume_epoch(sharding.replicate(host, mesh), epoch, labels, stats)
 
     return loop.Trainer(s.model, sharding.replicate(state, mesh),
-                        sharding.jit_train_step(train_step, mesh), prepare_epoch, eval_variables)
+                        sharding.jit_train_step(train_step, mesh), prepare_epoch, eval_variables,
+                        resume_epoch=resume_epoch)
 
 
 def create_train_state(s: Setup) -> state_lib.TrainState:
