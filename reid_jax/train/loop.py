@@ -361,6 +361,7 @@ def _train(trainer: Trainer, ctx: Context, workdir: str) -> dict[str, Any]:
                 save_pseudo_labels(workdir, index, epoch.data.labels)
         if epoch.summary:
             say(epoch.summary)
+        events.write(f"train epoch {index + 1}")
         round_labels = epoch.data.labels if trainer.resume_epoch is not None else None
 
         def save_mid(state: Any, step: int, at: int, index: int = index,
@@ -424,7 +425,7 @@ def _train(trainer: Trainer, ctx: Context, workdir: str) -> dict[str, Any]:
 
 class Events:
     """``workdir/events.log``: one timestamped line per phase of a run (start, each
-    epoch's preparation or pseudo-label round, each checkpoint write and its end,
+    epoch's preparation or pseudo-label round, its steps, each checkpoint write and its end,
     preemption, evaluation, end), written by process 0 and flushed at once, so that after
     a crash the last line says what the run was doing."""
 
