@@ -26,11 +26,16 @@ from __future__ import annotations
 import io
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
+
+# Largest picture a builder accepts: 40 megapixels, far above any re-ID crop (CUHK-SYSU's
+# whole scenes are ~1 megapixel) and far below what would exhaust memory when decoded.
+MAX_PIXELS = 40_000_000
 
 
 class DatasetError(ValueError):
@@ -145,21 +150,29 @@ def image_from_bytes(data: bytes, where: str, dataset: str) -> io.BytesIO:
       has 3 channels and a format every decoder reads.
     """
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            mode = im.mode
-            if mode not in ("RGB", "L", "RGBA", "P"):
-                raise OSError(f"unsupported mode {mode}")
-            if mode != "RGB" or im.format not in ("PNG", "JPEG"):
-                buf = io.BytesIO()
-                im.convert("RGB").save(buf, format="PNG")
-                buf.seek(0)
-                return buf
-    except (OSError, SyntaxError, ValueError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                if im.size[0] * im.size[1] > MAX_PIXELS:  # read from the header: no decoding
+                    raise OSError(f"{im.size[0]} x {im.size[1]} pixels, over the "
+                                  f"{MAX_PIXELS:,} a person picture can have (a "
+                                  "decompression bomb?)")
+                im.load()
+                mode = im.mode
+                if mode not in ("RGB", "L", "RGBA", "P"):
+                    raise OSError(f"unsupported mode {mode}")
+                if mode != "RGB" or im.format not in ("PNG", "JPEG"):
+                    buf = io.BytesIO()
+                    im.convert("RGB").save(buf, format="PNG")
+                    buf.seek(0)
+                    return buf
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as e:
+        detail = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", str(e))
         raise DatasetError(
-            f"{dataset}: cannot read image {where!r} ({e}); re-extract the archive or remove "
-            "the file."
-        ) from e
+            f"{dataset}: cannot read image {where!r} ({detail}); re-extract the archive or "
+            "remove the file."
+        ) from None
     return io.BytesIO(data)
 
 

@@ -109,13 +109,25 @@ class ManualFiles:
                 f"{dataset}: {self.describe(rel)!r} must be read from disk; extract "
                 f"{os.path.basename(self._zip_path)} into the manual_dir."
             )
-        return os.path.join(self._root, rel)
+        return self._inside(rel)
+
+    def _inside(self, rel: str) -> str:
+        """The path of ``rel``; DatasetError when it (through a symbolic link) leads
+        outside the folder: a download is read only from where the user put it."""
+        path = os.path.join(self._root, rel)
+        real, top = os.path.realpath(path), os.path.realpath(self._root)
+        if os.path.commonpath([real, top]) != top:
+            raise common.DatasetError(
+                f"{path!r} is a link to {real!r}, outside {self._root!r}; links leading out "
+                "of the manual_dir are not followed: copy the file into it instead."
+            )
+        return path
 
     def read(self, rel: str) -> bytes:
-        """The bytes of one file."""
+        """The bytes of one file (never through a link leading outside the folder)."""
         if self._zip_path:
             return self._zip().read(self._prefix + rel)
-        with open(os.path.join(self._root, rel), "rb") as f:
+        with open(self._inside(rel), "rb") as f:
             return f.read()
 
     def read_image(self, rel: str, dataset: str) -> io.BytesIO:

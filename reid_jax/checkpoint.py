@@ -17,6 +17,8 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,25 +83,55 @@ def save(mngr: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None
         the previous checkpoint is intact.
     """
     meta = {**meta, "format_version": FORMAT_VERSION}
+    # A failed write makes Orbax's and TensorStore's threads print tracebacks of their own;
+    # what they print during the save is held back and shown only when the failure is
+    # not a storage error this function reports in one line.
+    with tempfile.TemporaryFile() as held:
+        try:
+            with _stderr_to(held):
+                mngr.save(
+                    step,
+                    args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                            meta=ocp.args.JsonSave(meta)),
+                    force=True,
+                )
+                mngr.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 (Orbax re-raises storage errors in several types)
+            cause = _storage_error(e)
+            if cause is None:
+                _replay(held)
+                raise
+            mngr.reload()
+            previous = [s for s in mngr.all_steps() if s != step]
+            kept = (f"the previous checkpoint (step {max(previous)}) is intact" if previous
+                    else "no earlier checkpoint exists")
+            raise errors.ReidError(
+                f"cannot write checkpoint step {step} to {mngr.directory} ({cause}); {kept}: "
+                "free space (or fix the storage) and run the same command to resume."
+            ) from None
+        _replay(held)
+
+
+@contextlib.contextmanager
+def _stderr_to(file: Any) -> Iterator[None]:
+    """Points file descriptor 2 (every thread's and library's stderr) at ``file``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
     try:
-        mngr.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                    meta=ocp.args.JsonSave(meta)),
-            force=True,
-        )
-        mngr.wait_until_finished()
-    except Exception as e:  # noqa: BLE001 (Orbax re-raises storage errors in several types)
-        cause = _storage_error(e)
-        if cause is None:
-            raise
-        previous = [s for s in mngr.all_steps(read=True) if s != step]
-        kept = (f"the previous checkpoint (step {max(previous)}) is intact" if previous
-                else "no earlier checkpoint exists")
-        raise errors.ReidError(
-            f"cannot write checkpoint step {step} to {mngr.directory} ({cause}); {kept}: "
-            "free space (or fix the storage) and run the same command to resume."
-        ) from None
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _replay(file: Any) -> None:
+    """Writes what ``file`` holds to stderr."""
+    file.seek(0)
+    data = file.read()
+    if data:
+        os.write(2, data)
 
 
 def _storage_error(e: BaseException) -> str | None:

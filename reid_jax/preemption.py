@@ -47,8 +47,8 @@ def handling() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        _requested.clear()
+        if not _requested.is_set():  # after a SIGTERM, a second one still exits at once
+            signal.signal(signal.SIGTERM, previous)
 
 
 def requested() -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,6 +31,23 @@ class _Part:
 
     name: str
     records: object  # tfds ArrayRecordDataSource; its 'image' stays encoded (bytes)
+    folder: str = ""  # the built dataset's folder, for messages
+
+
+# What reading a damaged ArrayRecord file or decoding a damaged picture raises.
+_READ_ERRORS = (RuntimeError, OSError, ValueError, SyntaxError, KeyError, IndexError,
+                Image.DecompressionBombError)
+
+
+def damaged(dataset: str, folder: str, what: str, e: BaseException) -> errors.ReidError:
+    """The one-line error for a built dataset whose files no longer read."""
+    detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+    detail = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", detail)
+    return errors.ReidError(
+        f"{what} of the built dataset {dataset} in {folder} does not read ({detail}); "
+        f"rebuild it: delete {folder} and run python -m reid_jax.data.build {dataset} "
+        "(with --manual_dir if it was built from a download)."
+    )
 
 
 @dataclasses.dataclass
@@ -82,19 +100,40 @@ class ReidData:
         h.update("|".join(self.file_names).encode())
         return h.hexdigest()[:16]
 
+    def _damaged(self, index: int, e: BaseException) -> errors.ReidError:
+        part = self.parts[int(np.searchsorted(self.offsets, index, side="right")) - 1]
+        record = int(index - self.offsets[self.parts.index(part)])
+        dataset, split = part.name.rsplit(":", 1)
+        what = f"record {record} of split {split!r} ({self.file_names[index]})"
+        return damaged(dataset, part.folder, what, e)
+
     def encoded(self, index: int) -> bytes:
-        """The stored (PNG or JPEG) bytes of example ``index``'s picture."""
+        """The stored (PNG or JPEG) bytes of example ``index``'s picture.
+
+        Raises:
+          ReidError: the record does not read (a damaged file): names it and the fix.
+        """
         part = int(np.searchsorted(self.offsets, index, side="right")) - 1
-        return self.parts[part].records[int(index - self.offsets[part])]["image"]
+        try:
+            return self.parts[part].records[int(index - self.offsets[part])]["image"]
+        except _READ_ERRORS as e:
+            raise self._damaged(index, e) from None
 
     def picture(self, index: int) -> Image.Image:
         """Example ``index``'s picture as an RGB PIL image.
 
         Decoded here with PIL rather than by TFDS's image feature, whose decoding path
         costs 35 % more CPU per picture for the same pixels (benchmarks/input_pipeline.py).
+
+        Raises:
+          ReidError: the picture does not decode: names the record and the fix.
         """
-        img = Image.open(io.BytesIO(self.encoded(index)))
-        return img if img.mode == "RGB" else img.convert("RGB")
+        try:
+            img = Image.open(io.BytesIO(self.encoded(index)))
+            img.load()
+            return img if img.mode == "RGB" else img.convert("RGB")
+        except _READ_ERRORS as e:
+            raise self._damaged(index, e) from None
 
     def image(self, index: int) -> np.ndarray:
         """Decoded uint8 HxWx3 picture of example ``index`` (a writable array)."""
@@ -122,7 +161,9 @@ def _read_metadata(
     n = len(raw)
     pids, labels, cams, names, attrs, tracklets, frames = [], [], [], [], [], [], []
     for start in range(0, n, _META_CHUNK):
-        for ex in raw.__getitems__(list(range(start, min(n, start + _META_CHUNK)))):
+        for i, ex in enumerate(raw.__getitems__(list(range(start, min(n, start + _META_CHUNK))))):
+            if ex is None or any(v is None for v in ex.values()):
+                raise ValueError(f"record {start + i} is empty or incomplete")
             pids.append(ex["person_id"])
             labels.append(ex["label"])
             cams.append(ex["camera_id"])
@@ -180,14 +221,17 @@ def open_data(
         first = len(pids)
         chosen = sorted(builder.info.splits) if split == ALL else [split]
         for one in chosen:
-            raw = builder.as_data_source(one, decoders={"image": tfds.decode.SkipDecoding()})
-            p, lab, c, fn, att, trk, frm = _read_metadata(
-                raw, "attributes" in features, "tracklet_id" in features
-            )
+            try:
+                raw = builder.as_data_source(one, decoders={"image": tfds.decode.SkipDecoding()})
+                p, lab, c, fn, att, trk, frm = _read_metadata(
+                    raw, "attributes" in features, "tracklet_id" in features
+                )
+            except (*_READ_ERRORS, TypeError) as e:
+                raise damaged(dataset, str(builder.data_dir), f"split {one!r}", e) from None
             if (trk >= 0).any():
                 trk = np.where(trk >= 0, trk + tracklet_offset, -1).astype(np.int32)
                 tracklet_offset = int(trk.max()) + 1
-            parts.append(_Part(f"{dataset}:{one}", raw))
+            parts.append(_Part(f"{dataset}:{one}", raw, str(builder.data_dir)))
             for out, value in ((tracklets, trk), (frames, frm), (pids, p), (labels, lab),
                                (cams, c), (attrs, att)):
                 out.append(value)
