@@ -182,7 +182,9 @@ MODEL: Section = {
                        when_doc="model.name='gated_scnn'"),
     "backbone": Key("resnet50", "ResNet depth.",
                     choices=("resnet18", "resnet34", "resnet50", "resnet101")),
-    "stage_sizes": Key((), "Blocks per stage, overriding the backbone's; () = its own.", low=1),
+    "stage_sizes": Key((), "Blocks per stage, overriding the backbone's; () = its own.", low=1,
+                       check=lambda v: None if len(v) in (0, 4) else
+                       "give the blocks of all 4 stages, e.g. (1, 1, 1, 1), or ()"),
     "width": Key(64, "Base width of the ResNet (64 as published).", low=1),
     "last_stride": Key(1, "Stride of the last stage (1 for re-ID).", choices=(1, 2)),
     "norm": Key("bn", "Backbone normalisation.", choices=("bn", "ibn_a", "ibn_b", "bin")),
@@ -218,8 +220,10 @@ MODEL: Section = {
     "non_local": Key(False, "AGW non-local blocks in stages 2 and 3.",
                      when=is_("model.name", "reid_net"), when_doc="model.name='reid_net'"),
     "ianet_stages": Key((), "1-based stages followed by an IANet IA block; () = none.",
-                        low=1, high=4, when=is_("model.name", "reid_net"),
-                        when_doc="model.name='reid_net'"),
+                        low=1, high=4,
+                        when=lambda c: c.model.name == "reid_net" and c.model.norm != "bin",
+                        when_doc="model.name='reid_net' and model.norm 'bn', 'ibn_a' or "
+                        "'ibn_b'"),
     "ianet_patch": Key(1, "K of IANet's spatial patch relation.", low=1,
                        when=lambda c: bool(c.model.ianet_stages),
                        when_doc="model.ianet_stages is set"),
@@ -431,7 +435,11 @@ def check_value(path: str, value: Any, spec: Key) -> None:
     if not _type_ok(value, spec.default):
         raise _fail(path, value, f"expected a {type(spec.default).__name__} ({spec.doc})")
     items = list(value) if isinstance(spec.default, tuple) else [value]
+    numeric = isinstance(spec.default, tuple) and not spec.choices and (
+        spec.low is not None or spec.high is not None)
     for item in items:
+        if numeric and (not isinstance(item, int) or isinstance(item, bool)):
+            raise _fail(path, value, f"expected a tuple of integers ({spec.doc})")
         if spec.choices and item not in spec.choices:
             raise _fail(path, value, f"choose from {', '.join(map(repr, spec.choices))}")
         if not _in_range(item, spec):

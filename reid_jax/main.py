@@ -122,12 +122,17 @@ def _one_line(e: BaseException) -> str:
     return lines[-1].strip("'\"") if lines else type(e).__name__
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl flag parsing where a bad config name or override is one line, not a traceback."""
+def parse_flags(
+    argv: list[str], flag_values: flags.FlagValues = flags.FLAGS,
+    config_flag: flags.FlagHolder | None = None,
+) -> list[str]:
+    """absl flag parsing where a bad config name or override is one line, not a traceback
+    (``flag_values``/``config_flag``: another set of flags, for tests)."""
+    config_flag = _CONFIG if config_flag is None else config_flag
     try:
-        rest = flags.FLAGS(argv)
-        if _CONFIG.value is not None:
-            _CONFIG.value.get("trainer")  # a config file that failed to load raises here
+        rest = flag_values(argv)
+        if config_flag.value is not None:
+            config_flag.value.get("trainer")  # a config file that failed to load raises here
         return rest
     except Exception as e:  # noqa: BLE001 (any parse failure is the user's flags)
         msg = _one_line(e)
@@ -156,12 +161,22 @@ def main(argv: list[str]) -> None:
     if _RERANK.value is not None:
         config.eval.rerank = _RERANK.value
         overrides.add("eval.rerank")
-    try:
+
+    def work() -> None:
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                auto=_MULTIHOST.value)
         result = run(config, _WORKDIR.value, _MODE.value, overrides)
         if distributed.is_primary():
             print(summary(result))
+
+    guarded(work)
+
+
+def guarded(work: Callable[[], Any]) -> Any:
+    """Runs ``work()``: a mistake the user can fix ends in one ``error:`` line and exit
+    status 2, a preemption in one ``preempted:`` line and exit status 0."""
+    try:
+        return work()
     except preemption.Preempted as e:
         if distributed.is_primary():
             print(f"preempted: {e}")
