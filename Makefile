@@ -26,7 +26,7 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m reid_jax.recipes check
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n 2 --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) runs data
