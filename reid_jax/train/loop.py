@@ -10,15 +10,20 @@ pseudo-label round first). Everything else is written once, here:
 - validation of the whole config before any work (``config_schema.validate``);
 - several processes (``reid_jax/distributed.py``): each loads its rows of every batch,
   process 0 writes the records, every process joins the checkpoints;
-- resume from the newest checkpoint of the workdir (refused under another config);
+- the workdir's lock (one run writes a workdir) and SIGTERM as a request to checkpoint
+  and stop (``reid_jax/preemption.py``);
+- resume from the newest checkpoint of the workdir (refused under another config),
+  mid-epoch when it was written inside one (``train.checkpoint_every_steps``: the
+  position in the epoch and, for the clustering methods, the round's pseudo labels);
 - the untrained model's evaluation, once per workdir (``eval.before_training``); for a
   domain-adaptation run (``data.source``) that is the source model's direct transfer;
 - per epoch: the batches through the Grain loader, the step (each waits for the one
   before it, so one step stays queued and the progress bar counts finished steps),
   training metrics with images/s and the share of time spent waiting for input every
   ``train.log_every_steps``, the non-finite check,
-  checkpoints every ``train.checkpoint_every_epochs`` and at the end, evaluation every
-  ``eval.every_epochs``;
+  checkpoints every ``train.checkpoint_every_epochs``, every
+  ``train.checkpoint_every_steps`` and at the end, evaluation every ``eval.every_epochs``,
+  and ``events.log``, one line per phase (what a crashed run was doing);
 - the configured evaluators at the end (``reid_jax/evaluation/evaluators.py``), with the
   ranked-list picture, and for the clustering methods ``cluster_rounds.png``, the
   logged diagnostics of every round (``reid_jax/plots.py``) and each round's pseudo labels
