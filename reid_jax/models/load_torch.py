@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -198,8 +199,10 @@ def read_torch_file(path: str) -> dict[str, np.ndarray]:
         raise errors.ReidError("reading .pth files needs PyTorch: pip install -e '.[torch]'") from e
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as e:
-        raise errors.ReidError(f"cannot read {path}: {str(e).splitlines()[0]}") from e
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        # weights_only=True: a file holding code or arbitrary objects is refused here.
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise errors.ReidError(f"cannot read {path} as PyTorch weights: {first}") from None
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]

@@ -194,3 +194,29 @@ def test_cli_refuses_wrong_architecture(tmp_path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: torch tensor") and err.count("\n") == 1
+
+
+class _NotWeights:
+    """An arbitrary pickled object: what weights_only=True must refuse to load."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+@pytest.mark.parametrize("payload", ["object", "list", "garbage"])
+def test_cli_refuses_a_pth_that_is_not_a_state_dict(tmp_path, capsys, payload):
+    pth = tmp_path / "bad.pth"
+    if payload == "object":
+        torch.save({"state_dict": _NotWeights()}, pth)
+    elif payload == "list":
+        torch.save([torch.zeros(2)], pth)
+    else:
+        pth.write_bytes(b"not a torch file at all")
+    with pytest.raises(SystemExit) as info:
+        import_torch.main(["--in", str(pth), "--out", str(tmp_path / "o"), "--width", "8",
+                           "--stage_sizes", "2,2,1,1"])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error:") and captured.err.count("\n") == 1, captured.err
+    assert str(pth) in captured.err
+    assert "this ran while loading" not in captured.out + captured.err
