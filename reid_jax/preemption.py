@@ -5,8 +5,8 @@ run trains (:func:`handling`), the first SIGTERM only sets a flag; the run loop 
 it at the next step boundary, writes a checkpoint of exactly where it stands (mid-epoch
 included) and stops with :class:`Preempted`, which ``reid_jax.main`` prints as one line
 saying how to resume, with exit status 0. A second SIGTERM exits at once with status
-143: Orbax's write-then-rename means the last complete
-checkpoint is never damaged, only the one being written is lost.
+143: Orbax's write-then-rename means the last complete checkpoint is never damaged, only
+the one being written is lost.
 
 With several processes every process must stop at the same step, so the flag is agreed
 (``distributed.any_process``) at checkpoint steps, logging steps and epoch ends only.

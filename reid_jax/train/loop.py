@@ -210,7 +210,7 @@ def _before_training(
 def _run_epoch(
     trainer: Trainer, epoch: Epoch, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
     writer: reporting.MetricWriter, rng: jax.Array, step: int, index: int, position: int = 0,
-    save_mid: Callable[[Any, int, int], None] | None = None,
+    save_mid: Callable[[Any, int, int], None] = lambda state, step, at: None,
 ) -> tuple[Any, int]:
     """The steps of one epoch from batch ``position``; training metrics, images/s and the
     input wait on logging steps; ``save_mid(state, step, position)`` every
@@ -250,7 +250,7 @@ def _run_epoch(
         saves = bool(every) and step % every == 0
         inside = position < len(epoch.batches)  # the epoch's end has its own checkpoint
         stop = inside and preemption.agreed(single or logs or saves)
-        if inside and (saves or stop) and save_mid is not None:
+        if inside and (saves or stop):
             check_finite(state)  # never checkpoint a state that went non-finite
             save_mid(state, step, position)
         if stop:
@@ -367,14 +367,14 @@ def _train(trainer: Trainer, ctx: Context, workdir: str) -> dict[str, Any]:
         if epoch.summary:
             say(epoch.summary)
         events.write(f"train epoch {index + 1}")
-        round_labels = epoch.data.labels if trainer.resume_epoch is not None else None
+        # A mid-epoch checkpoint's meta: the epoch, and a round's labels (listed once per
+        # epoch, not at every save); the position is added at each save.
+        mid_meta: dict[str, Any] = {"epoch": index}
+        if trainer.resume_epoch is not None:
+            mid_meta["labels"] = np.asarray(epoch.data.labels).tolist()
 
-        def save_mid(state: Any, step: int, at: int, index: int = index,
-                     round_labels: np.ndarray | None = round_labels) -> None:
-            meta = {"epoch": index, "position": at}
-            if round_labels is not None:
-                meta["labels"] = np.asarray(round_labels).tolist()
-            save(state, step, meta)
+        def save_mid(state: Any, step: int, at: int, mid_meta: dict = mid_meta) -> None:
+            save(state, step, {**mid_meta, "position": at})
 
         try:
             state, step = _run_epoch(trainer, epoch, config, mesh, writer, rng, step, index,
